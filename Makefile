@@ -1,0 +1,36 @@
+# Two commands for users: `make demo` and `make test`. Everything runs from .venv.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup test test-fast lint demo bench clean
+
+setup: $(STAMP)
+
+# Idempotent: reinstalls only when requirements.txt, setup.py or package.xml change.
+$(STAMP): requirements.txt setup.py package.xml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "geodistill: environment ready in $(VENV)"
+
+test: setup
+	$(PY) -m pytest test
+
+test-fast: setup
+	$(PY) -m pytest test -m "not slow"
+
+lint: setup
+	$(PY) -m ruff check geodistill_core geodistill_ros train test launch
+
+demo: setup
+	@echo "make demo: the synthetic drive through the localizer arrives with the replay issue;"
+	@echo "see README.md 'What exists today'."
+	@exit 1
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
