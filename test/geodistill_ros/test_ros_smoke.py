@@ -52,8 +52,9 @@ PUBLISHER = textwrap.dedent('''
 ''')
 
 
-def test_navsatfix_and_pose_cross_process_over_dds(ros_isolation):
-    proc = subprocess.Popen([sys.executable, '-c', PUBLISHER], env=ros_isolation,
+def receive_from_publisher_process(publisher_env: dict, wait_s: float):
+    """Run PUBLISHER in a subprocess; subscribe here until both topics arrived or wait_s."""
+    proc = subprocess.Popen([sys.executable, '-c', PUBLISHER], env=publisher_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -66,7 +67,7 @@ def test_navsatfix_and_pose_cross_process_over_dds(ros_isolation):
                                  lambda m: got.setdefault('pose', m), qos)
         executor = rclpy.executors.SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        deadline = time.monotonic() + 25.0
+        deadline = time.monotonic() + wait_s
         while len(got) < 2 and time.monotonic() < deadline and proc.poll() is None:
             executor.spin_once(timeout_sec=0.1)
         node.destroy_node()
@@ -74,6 +75,11 @@ def test_navsatfix_and_pose_cross_process_over_dds(ros_isolation):
         rclpy.shutdown(context=context)
         proc.kill()
         output = proc.communicate()[0].decode(errors='replace')
+    return got, output
+
+
+def test_navsatfix_and_pose_cross_process_over_dds(ros_isolation):
+    got, output = receive_from_publisher_process(ros_isolation, wait_s=25.0)
     assert set(got) == {'fix', 'pose'}, f'no DDS traffic received; publisher said:\n{output}'
     fix, pose = got['fix'], got['pose']
     assert fix.status.status == NavSatStatus.STATUS_FIX
@@ -89,3 +95,11 @@ def test_navsatfix_and_pose_cross_process_over_dds(ros_isolation):
 def test_isolation_environment_is_set(ros_isolation):
     assert 1 <= int(ros_isolation['ROS_DOMAIN_ID']) <= 100
     assert ros_isolation['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+
+
+def test_other_domain_receives_nothing(ros_isolation):
+    """Counter-example: the isolation is real, a publisher on another domain is unheard."""
+    other = dict(ros_isolation)
+    other['ROS_DOMAIN_ID'] = str(int(ros_isolation['ROS_DOMAIN_ID']) % 100 + 1)
+    got, _ = receive_from_publisher_process(other, wait_s=3.0)
+    assert got == {}
