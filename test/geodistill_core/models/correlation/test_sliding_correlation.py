@@ -1,0 +1,186 @@
+"""Masked cosine correlation: plain sliding-window reference, masks, pairs, errors, devices."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from geodistill_core.models.correlation import masked_cosine_correlation
+
+
+def reference_scores(sat: torch.Tensor, tpl: torch.Tensor, valid: torch.Tensor,
+                     positions: str) -> torch.Tensor:
+    """Plain loops: sat (C, h, w), tpl (C, r, c), valid (r, c) -> (H, W) in float64."""
+    sat, tpl = sat.double(), tpl.double()
+    C, h, w = sat.shape
+    _, r, c = tpl.shape
+    if positions == 'same':
+        pr, pc = (r - 1) // 2, (c - 1) // 2
+        sat = F.pad(sat, (pc, pc, pr, pr))
+        H, W = h, w
+    else:
+        H, W = h - r + 1, w - c + 1
+    out = torch.zeros(H, W, dtype=torch.float64)
+    t = tpl[:, valid]  # (C, n_valid)
+    for i in range(H):
+        for j in range(W):
+            s = sat[:, i:i + r, j:j + c][:, valid]
+            t_norm, s_norm = float(t.norm()), float(s.norm())
+            out[i, j] = float((t * s).sum()) / (t_norm * s_norm) if t_norm and s_norm else 0.0
+    return out
+
+
+def random_case(bs=2, bg=2, C=3, h=9, w=11, r=5, c=3, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sat = torch.randn(bs, C, h, w, generator=g, dtype=torch.float64).to(dtype)
+    tpl = torch.randn(bg, C, r, c, generator=g, dtype=torch.float64).to(dtype)
+    valid = torch.rand(bg, r, c, generator=g) > 0.3
+    valid[:, (r - 1) // 2, (c - 1) // 2] = True
+    return sat, tpl, valid
+
+
+@pytest.mark.parametrize('method', ['conv', 'fft'])
+@pytest.mark.parametrize('positions', ['same', 'valid'])
+@pytest.mark.parametrize('dtype, atol', [(torch.float32, 1e-4), (torch.float64, 1e-10)])
+def test_paired_agrees_with_sliding_window_reference(method, positions, dtype, atol):
+    sat, tpl, valid = random_case(dtype=dtype)
+    scores = masked_cosine_correlation(sat, tpl, valid, positions, method=method)
+    expected_hw = (9, 11) if positions == 'same' else (9 - 5 + 1, 11 - 3 + 1)
+    assert scores.shape == (2, *expected_hw)
+    assert scores.dtype == dtype
+    for b in range(2):
+        ref = reference_scores(sat[b], tpl[b], valid[b], positions)
+        torch.testing.assert_close(scores[b].double(), ref, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize('method', ['conv', 'fft'])
+@pytest.mark.parametrize('positions', ['same', 'valid'])
+def test_all_pairs_agrees_with_reference_and_its_diagonal_is_the_paired_mode(method,
+                                                                            positions):
+    sat, tpl, valid = random_case(bs=3, bg=3, seed=1)
+    pairs = masked_cosine_correlation(sat, tpl, valid, positions, all_pairs=True,
+                                      method=method)
+    H, W = pairs.shape[-2:]
+    assert pairs.shape == (3, 3, H, W)
+    for m in range(3):
+        for n in range(3):
+            ref = reference_scores(sat[m], tpl[n], valid[n], positions)
+            torch.testing.assert_close(pairs[m, n].double(), ref, atol=1e-4, rtol=0)
+    paired = masked_cosine_correlation(sat, tpl, valid, positions, method=method)
+    torch.testing.assert_close(torch.diagonal(pairs, dim1=0, dim2=1).permute(2, 0, 1), paired,
+                               atol=1e-6, rtol=0)
+
+
+def test_all_pairs_allows_different_batch_sizes():
+    sat, tpl, valid = random_case(bs=2, bg=3, seed=2)
+    assert masked_cosine_correlation(sat, tpl, valid, all_pairs=True).shape == (2, 3, 9, 11)
+
+
+@pytest.mark.parametrize('positions', ['same', 'valid'])
+def test_fft_and_conv_agree_on_large_templates_and_empty_windows(positions):
+    """'auto' takes the FFT path here; an all-zero satellite region scores 0 in both."""
+    sat, tpl, valid = random_case(bs=2, bg=3, C=5, h=40, w=36, r=15, c=13, seed=8)
+    sat[0, :, :20] = 0.0  # windows wholly inside score 0, not FFT round-off
+    sat[1] *= 1e3  # scale does not matter
+    conv = masked_cosine_correlation(sat, tpl, valid, positions, True, method='conv')
+    fft = masked_cosine_correlation(sat, tpl, valid, positions, True, method='fft')
+    auto = masked_cosine_correlation(sat, tpl, valid, positions, True)
+    torch.testing.assert_close(fft, conv, atol=1e-5, rtol=0)
+    assert torch.equal(auto, fft)
+    empty = conv[0, :, :2] if positions == 'same' else conv[0, :, :1]
+    assert empty.abs().max() == 0 and (fft[0, :, :empty.shape[1]] == 0).all()
+    for m, n in [(0, 1), (1, 2)]:
+        ref = reference_scores(sat[m], tpl[n], valid[n], positions)
+        torch.testing.assert_close(fft[m, n].double(), ref, atol=1e-4, rtol=0)
+
+
+def test_self_match_scores_one_and_is_the_unique_maximum():
+    """A satellite window equal to the template (on its valid cells) scores exactly 1."""
+    sat, tpl, valid = random_case(bs=1, bg=1, h=12, w=12, r=5, c=5, seed=3)
+    i0, j0 = 7, 4  # camera cell; the template spans rows 5..9, cols 2..6
+    window = sat[0, :, i0 - 2:i0 + 3, j0 - 2:j0 + 3]
+    window[:, valid[0]] = 0.5 * tpl[0][:, valid[0]]  # positive scale: cosine stays 1
+    scores = masked_cosine_correlation(sat, tpl, valid)[0]
+    assert scores[i0, j0].item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.nonzero(scores == scores.max()).tolist() == [[i0, j0]]
+    assert scores.abs().max() <= 1.0
+
+
+def test_invalid_cells_drop_out_of_both_normalisations():
+    """Changing the template or the satellite under invalid cells changes nothing."""
+    sat, tpl, valid = random_case(bs=1, bg=1, h=8, w=8, r=3, c=3, seed=4)
+    valid[0] = torch.tensor([[True, False, True], [True, True, False], [False, True, True]])
+    base = masked_cosine_correlation(sat, tpl, valid)
+    tpl2 = tpl.clone()
+    tpl2[:, :, ~valid[0]] = 100.0
+    torch.testing.assert_close(masked_cosine_correlation(sat, tpl2, valid), base)
+    # satellite cell (4, 4) lies under template cell (0, 1) (invalid) for camera (5, 4)
+    sat2 = sat.clone()
+    sat2[0, :, 4, 4] = 100.0
+    changed = masked_cosine_correlation(sat2, tpl, valid)
+    assert changed[0, 5, 4] == pytest.approx(base[0, 5, 4].item(), abs=1e-6)
+    # counter-example: the same cell is valid for camera (5, 5) (template cell (0, 0))
+    assert abs(changed[0, 5, 5] - base[0, 5, 5]) > 1e-3
+
+
+def test_zero_template_or_window_scores_zero_with_finite_gradients():
+    sat, tpl, valid = random_case(bs=1, bg=1, h=6, w=6, r=3, c=3, seed=5)
+    sat[:, :, :, :3] = 0.0
+    sat.requires_grad_(True)
+    tpl = tpl.detach().requires_grad_(True)
+    scores = masked_cosine_correlation(sat, tpl, valid, 'valid')
+    assert scores[0, :, 0].abs().max() == 0  # windows wholly in the zero part
+    zero_tpl = masked_cosine_correlation(sat, torch.zeros_like(tpl), valid)
+    assert zero_tpl.abs().max() == 0
+    scores.sum().backward()
+    assert torch.isfinite(sat.grad).all() and torch.isfinite(tpl.grad).all()
+
+
+@pytest.mark.parametrize('method', ['conv', 'fft'])
+def test_gradcheck_float64(method):
+    sat, tpl, valid = random_case(bs=2, bg=2, C=2, h=5, w=5, r=3, c=3, dtype=torch.float64)
+    sat.requires_grad_(True)
+    tpl.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda s, t: masked_cosine_correlation(s, t, valid, all_pairs=True, method=method),
+        (sat, tpl), fast_mode=True)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'sat': (2, 3, 8, 8), 'tpl': (2, 4, 3, 3)}, r'channel mismatch.*\(2, 3, 8, 8\)'),
+    ({'sat': (2, 3, 8, 8), 'tpl': (3, 3, 3, 3)}, r'paired mode.*\(3, 3, 3, 3\)'),
+    ({'sat': (2, 3, 8, 8), 'tpl': (2, 3, 4, 3)}, r'odd.*\(4, 3\)'),
+    ({'sat': (3, 8, 8), 'tpl': (2, 3, 3, 3)}, r'\(Bs, C, h, w\).*\(3, 8, 8\)'),
+    ({'sat': (2, 3, 8, 8), 'tpl': (2, 3, 3, 3), 'valid': (2, 3, 4)}, r'valid.*\(2, 3, 4\)'),
+    ({'sat': (2, 3, 4, 4), 'tpl': (2, 3, 5, 5), 'positions': 'valid'}, r'no larger.*\(4, 4\)'),
+    ({'sat': (2, 3, 4, 4), 'tpl': (2, 3, 3, 3), 'positions': 'full'}, r"'full'"),
+    ({'sat': (2, 3, 4, 4), 'tpl': (2, 3, 3, 3), 'method': 'fftw'}, r"'fftw'"),
+])
+def test_shape_errors_print_the_bad_shape(kwargs, message):
+    sat = torch.zeros(kwargs['sat'])
+    tpl = torch.zeros(kwargs['tpl'])
+    valid_shape = kwargs.get('valid', (tpl.shape[0], *tpl.shape[-2:]))
+    valid = torch.ones(valid_shape, dtype=torch.bool)
+    with pytest.raises(ValueError, match=message):
+        masked_cosine_correlation(sat, tpl, valid, kwargs.get('positions', 'same'),
+                                  method=kwargs.get('method', 'auto'))
+
+
+def test_half_precision_inputs_are_correlated_in_float32():
+    sat, tpl, valid = random_case(seed=6)
+    scores = masked_cosine_correlation(sat.to(torch.bfloat16), tpl.to(torch.bfloat16), valid)
+    assert scores.dtype == torch.float32
+    ref = masked_cosine_correlation(sat.to(torch.bfloat16).float(),
+                                    tpl.to(torch.bfloat16).float(), valid)
+    torch.testing.assert_close(scores, ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_cuda_matches_cpu():
+    sat, tpl, valid = random_case(bs=3, bg=3, dtype=torch.float64, seed=7)
+    cpu = masked_cosine_correlation(sat, tpl, valid, all_pairs=True)
+    gpu = masked_cosine_correlation(sat.cuda(), tpl.cuda(), valid.cuda(), all_pairs=True)
+    assert gpu.device.type == 'cuda'
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-10, rtol=0)
+    gpu32 = masked_cosine_correlation(sat.float().cuda(), tpl.float().cuda(), valid.cuda())
+    # cuDNN may use TF32 for float32 convolutions (about 1e-3, see the module docstring)
+    torch.testing.assert_close(gpu32.cpu().double(), torch.diagonal(cpu, 0, 0, 1).permute(2, 0, 1),
+                               atol=5e-3, rtol=0)
