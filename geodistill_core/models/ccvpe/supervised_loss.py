@@ -1,0 +1,119 @@
+"""Supervised loss of the CCVPE-style estimator (the GeoDistill teacher's pre-training only).
+
+Three terms (method.md section 3), with the true camera pixel (row, col) on the
+satellite image (S x S) and the true map-frame yaw:
+- heatmap: cross-entropy of softmax(logits) over all cells to a normalised Gaussian at
+  the true position, sigma = 4 px at a 512-px satellite image scaled to each level
+  (sigma_l = 4 s_l / 512 cells: the same ground distance at every level); averaged over
+  the levels ('all') or on the finest one only ('finest', as the reference);
+- InfoNCE (temperature 0.1) on every level's matching volume: per cell the best
+  orientation's cosine, softmax over the cells, positive = the cell holding the true
+  position; averaged over the levels;
+- orientation: squared L2 distance between the orientation field at the true pixel and
+  (cos yaw, sin yaw).
+Pixel-centre convention: pixel p of the S-px image lies at (p + 0.5) s_l / S - 0.5 on
+level s_l.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from geodistill_core.models.ccvpe.estimator import DescriptorScores
+
+HEATMAP_LEVELS = ('all', 'finest')
+
+
+@dataclass(frozen=True)
+class CcvpeLossConfig:
+    """Weights and constants of ccvpe_supervised_loss."""
+
+    sigma_px_at_512: float = 4.0
+    infonce_temperature: float = 0.1
+    heatmap_weight: float = 1.0
+    infonce_weight: float = 1.0
+    orientation_weight: float = 1.0
+    heatmap_levels: str = 'all'
+
+    def __post_init__(self):
+        if self.heatmap_levels not in HEATMAP_LEVELS:
+            raise ValueError(f'heatmap_levels must be one of {HEATMAP_LEVELS}, '
+                             f'got {self.heatmap_levels!r}')
+        if not (self.sigma_px_at_512 > 0 and self.infonce_temperature > 0):
+            raise ValueError('sigma_px_at_512 and infonce_temperature must be > 0')
+
+
+def gaussian_heatmap_target(size_px: int, center_rc_px: torch.Tensor,
+                            sigma_px: float) -> torch.Tensor:
+    """(B, s, s) Gaussians at center_rc_px (B, 2) (row, col), each summing to 1."""
+    c = center_rc_px.to(torch.float32) if not center_rc_px.is_floating_point() else center_rc_px
+    grid = torch.arange(size_px, device=c.device, dtype=c.dtype)
+    d2 = ((grid.view(1, -1, 1) - c[:, 0].view(-1, 1, 1)) ** 2
+          + (grid.view(1, 1, -1) - c[:, 1].view(-1, 1, 1)) ** 2)
+    log_g = d2 * (-0.5 / sigma_px ** 2)
+    return torch.softmax(log_g.flatten(1), dim=1).view_as(d2)
+
+
+def level_position(true_rc_px: torch.Tensor, satellite_size_px: int,
+                   level_size_px: int) -> torch.Tensor:
+    """(B, 2) sub-pixel (row, col) on the S-px satellite -> (B, 2) on an s_l-cell level."""
+    scale = level_size_px / satellite_size_px
+    return (true_rc_px + 0.5) * scale - 0.5
+
+
+def info_nce(matching: torch.Tensor, true_rc_px: torch.Tensor,
+             temperature: float) -> torch.Tensor:
+    """matching (B, N, h, w) cosines, true_rc_px (B, 2) on this level -> scalar InfoNCE."""
+    B, _, h, w = matching.shape
+    best = matching.amax(dim=1).reshape(B, h * w) / temperature
+    cell = torch.round(true_rc_px).long()
+    row = cell[:, 0].clamp(0, h - 1)
+    col = cell[:, 1].clamp(0, w - 1)
+    return F.cross_entropy(best, row * w + col)
+
+
+def ccvpe_supervised_loss(output: DescriptorScores, true_rc_px: torch.Tensor,
+                          true_yaw_rad: torch.Tensor,
+                          config: CcvpeLossConfig = CcvpeLossConfig()) -> dict:
+    """Supervised CCVPE objective.
+
+    output: DescriptorScores of DescriptorEstimator.forward.
+    true_rc_px: (B, 2) true camera pixel (row, col), sub-pixel, on the S x S satellite image
+        (S = the finest level's size).
+    true_yaw_rad: (B,) true map-frame yaw of the ground camera (0 = east, counter-clockwise;
+        pi / 2 for north-aligned VIGOR panoramas).
+    Returns {'loss': weighted sum, 'heatmap': CE, 'infonce': InfoNCE, 'orientation': L2},
+    each a scalar tensor.
+    """
+    finest = output.scores[-1]
+    if true_rc_px.dim() != 2 or true_rc_px.shape != (finest.shape[0], 2):
+        raise ValueError(f'true_rc_px must be (B, 2) = ({finest.shape[0]}, 2), '
+                         f'got {tuple(true_rc_px.shape)}')
+    if true_yaw_rad.shape != (finest.shape[0],):
+        raise ValueError(f'true_yaw_rad must be (B,) = ({finest.shape[0]},), '
+                         f'got {tuple(true_yaw_rad.shape)}')
+    S = finest.shape[-1]
+    rc = true_rc_px.to(finest.dtype)
+    levels = output.scores if config.heatmap_levels == 'all' else [finest]
+    ce_terms = []
+    for logits in levels:
+        s = logits.shape[-1]
+        target = gaussian_heatmap_target(s, level_position(rc, S, s),
+                                         config.sigma_px_at_512 * s / 512.0)
+        log_p = F.log_softmax(logits.flatten(1), dim=1)
+        ce_terms.append(-(target.flatten(1) * log_p).sum(dim=1).mean())
+    heatmap = torch.stack(ce_terms).mean()
+    infonce = torch.stack([
+        info_nce(m, level_position(rc, S, m.shape[-1]), config.infonce_temperature)
+        for m in output.matching_scores]).mean()
+    pixel = torch.round(rc).long().clamp(0, S - 1)
+    batch = torch.arange(finest.shape[0], device=finest.device)
+    predicted = output.orientation_field[batch, :, pixel[:, 0], pixel[:, 1]]  # (B, 2)
+    yaw = true_yaw_rad.to(predicted)
+    target_cs = torch.stack([torch.cos(yaw), torch.sin(yaw)], dim=1)
+    orientation = (predicted - target_cs).square().sum(dim=1).mean()
+    loss = (config.heatmap_weight * heatmap + config.infonce_weight * infonce
+            + config.orientation_weight * orientation)
+    return {'loss': loss, 'heatmap': heatmap, 'infonce': infonce, 'orientation': orientation}

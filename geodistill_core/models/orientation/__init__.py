@@ -1,0 +1,46 @@
+"""Orientation estimator (method.md section 5): yaw offset from a prior, in 1-degree bins.
+
+Build with `build_orientation_estimator(OrientationEstimatorConfig(...))` (timm
+EfficientNet-B0 encoders, random weights) or `OrientationEstimator(config, satellite_encoder,
+ground_encoder)`; `tiny_orientation_config()` for tests. Train with
+`estimator.loss(output, yaw_offset_rad(true_yaw, prior_yaw))`. Sign: a positive offset
+means the camera's yaw is counter-clockwise of the prior (map frame), true yaw = prior +
+offset; align a panorama to north with geometry.roll_panorama(pano, pi / 2 - yaw).
+"""
+from geodistill_core.models.orientation.config import (
+    OrientationEstimatorConfig,
+    tiny_orientation_config,
+)
+from geodistill_core.models.orientation.estimator import (
+    OrientationEstimator,
+    OrientationOutput,
+    build_orientation_estimator,
+)
+from geodistill_core.models.orientation.yaw_bins import (
+    bin_to_offset,
+    decode_yaw_offset_deg,
+    offset_to_bin,
+    wrap_angle_rad,
+    yaw_bin_centers_deg,
+    yaw_offset_labels,
+    yaw_offset_loss,
+    yaw_offset_rad,
+    yaw_spread_deg,
+)
+
+__all__ = [
+    'OrientationEstimator',
+    'OrientationEstimatorConfig',
+    'OrientationOutput',
+    'bin_to_offset',
+    'build_orientation_estimator',
+    'decode_yaw_offset_deg',
+    'offset_to_bin',
+    'tiny_orientation_config',
+    'wrap_angle_rad',
+    'yaw_bin_centers_deg',
+    'yaw_offset_labels',
+    'yaw_offset_loss',
+    'yaw_offset_rad',
+    'yaw_spread_deg',
+]
