@@ -27,6 +27,13 @@ test-fast: setup
 lint: setup
 	$(PY) -m ruff check geodistill_core geodistill_ros train test launch
 
+# Speed and memory targets: each bench/bench_*.py writes JSON under bench/results/.
+bench: setup
+	@mkdir -p bench/results
+	@for script in bench/bench_*.py; do \
+		echo "== $$script"; $(PY) $$script || exit 1; \
+	done
+
 demo: setup
 	@echo "make demo: the synthetic drive through the localizer arrives with the replay issue;"
 	@echo "see README.md 'What exists today'."
