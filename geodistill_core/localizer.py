@@ -1,0 +1,262 @@
+"""Localizer: the one inference pipeline (node, bag replay and offline evaluation).
+
+ground image (panorama, or pinhole + K) + north-up satellite crop (+ yaw prior)
+    -> orientation estimator (panoramas, when one is loaded): yaw and its spread
+    -> location estimator with that yaw: heatmap over the crop
+    -> heatmap.py: position offset from the crop centre (east, north metres), 2x2
+       covariance, confidence.
+
+Frames: yaw is map-frame (0 = east, counter-clockwise) of the panorama's centre column or
+the pinhole's optical axis; offsets are from the satellite crop centre, east/north metres.
+Device and precision are the caller's: autocast (bfloat16/float16) covers the backbones
+on CUDA, geometry and correlation stay float32 inside the estimators.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from geodistill_core.geometry import scale_intrinsics
+from geodistill_core.heatmap import heatmap_to_pose
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+# Temperature turning a level's scores into a probability: cosine scores (correlation)
+# are sharpened with GeoDistill's tau, CCVPE logits are already logits.
+SCORE_TAU = {'correlation': 0.06, 'ccvpe': 1.0}
+ASSETS_DIR = Path(__file__).resolve().parent / 'assets'
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' | 'cpu' | 'cuda[:n]' -> torch.device; 'auto' picks CUDA when present."""
+    if str(device) == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f'device {device} requested but CUDA is not available here; '
+                           "use device 'auto' or 'cpu'")
+    if device.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device}")
+    return device
+
+
+@dataclass(frozen=True)
+class LocalizationResult:
+    """Batched result (torch tensors on the CPU, float32).
+
+    yaw_rad (B,): map-frame yaw used for localization (prior + orientation estimate).
+    yaw_std_rad (B,): its standard deviation.
+    offset_en_m (B, 2): camera position minus satellite crop centre, east/north metres.
+    covariance_en_m2 (B, 2, 2): of offset_en_m, from the heatmap.
+    confidence (B,): in [0, 1] (1 - normalised heatmap entropy).
+    heatmap_prob (B, h, w): north-up probability over the crop (row 0 = north).
+    heatmap_cell_m: metres per heatmap cell.
+    """
+
+    yaw_rad: torch.Tensor
+    yaw_std_rad: torch.Tensor
+    offset_en_m: torch.Tensor
+    covariance_en_m2: torch.Tensor
+    confidence: torch.Tensor
+    heatmap_prob: torch.Tensor
+    heatmap_cell_m: float
+
+    def item(self, index: int = 0) -> dict:
+        """One result as plain numpy / floats."""
+        return {'yaw_rad': float(self.yaw_rad[index]),
+                'yaw_std_rad': float(self.yaw_std_rad[index]),
+                'offset_en_m': self.offset_en_m[index].numpy(),
+                'covariance_en_m2': self.covariance_en_m2[index].numpy(),
+                'confidence': float(self.confidence[index]),
+                'heatmap_prob': self.heatmap_prob[index].numpy(),
+                'heatmap_cell_m': self.heatmap_cell_m}
+
+
+def _to_batch(images, name: str) -> torch.Tensor:
+    """(H, W, 3) uint8 numpy | (B, H, W, 3) uint8 | (B, 3, H, W) float in [0, 1]
+    -> (B, 3, H, W) float32 in [0, 1]."""
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8 or images.shape[-1] != 3 or images.ndim not in (3, 4):
+            raise ValueError(f'{name}: numpy input must be (H, W, 3) or (B, H, W, 3) uint8 '
+                             f'RGB, got {images.shape} {images.dtype}')
+        tensor = torch.from_numpy(np.ascontiguousarray(images))
+        tensor = tensor.unsqueeze(0) if tensor.dim() == 3 else tensor
+        return tensor.permute(0, 3, 1, 2).float() / 255.0
+    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f'{name}: tensor input must be (B, 3, H, W) float in [0, 1], got '
+                         f'{tuple(images.shape) if torch.is_tensor(images) else type(images)}')
+    return images.float()
+
+
+def _resize(images: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    if tuple(images.shape[-2:]) == tuple(hw):
+        return images
+    return F.interpolate(images, size=tuple(hw), mode='bilinear', align_corners=False,
+                         antialias=True)
+
+
+class Localizer:
+    """Cross-view localizer around a location model and an optional orientation model.
+
+    location_model: a training.models LocationModel (RGB [0, 1] in, LocationScores out).
+    orientation_model: an OrientationEstimator or None (then the yaw prior is used as is).
+    kind: 'correlation' | 'ccvpe' (selects the score temperature).
+    ground_hw: (H, W) the location model expects; sat_size_px: its satellite side.
+    camera_model: 'panorama' | 'pinhole'; camera_height_m: default camera height.
+    yaw_prior_std_deg: spread reported when the yaw comes from the prior alone.
+    """
+
+    def __init__(self, location_model: torch.nn.Module, *, kind: str,
+                 ground_hw: tuple[int, int], sat_size_px: int, camera_model: str,
+                 camera_height_m: float, orientation_model: torch.nn.Module | None = None,
+                 orientation_sat_px: int | None = None, device: str = 'auto',
+                 precision: str = 'float32', yaw_prior_std_deg: float = 5.0,
+                 recommended_meters_per_px: float | None = None):
+        if kind not in SCORE_TAU:
+            raise ValueError(f'kind must be one of {sorted(SCORE_TAU)}, got {kind!r}')
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
+        if camera_model not in ('panorama', 'pinhole'):
+            raise ValueError(f"camera_model must be 'panorama' or 'pinhole', got {camera_model!r}")
+        self.device = resolve_device(device)
+        self.precision = precision
+        if precision != 'float32' and self.device.type != 'cuda':
+            logger.warning('precision %s requested on %s: running float32 (autocast reduced '
+                           'precision is used on CUDA only)', precision, self.device)
+            self.precision = 'float32'
+        self.kind = kind
+        self.ground_hw = tuple(int(v) for v in ground_hw)
+        self.sat_size_px = int(sat_size_px)
+        self.camera_model = camera_model
+        self.camera_height_m = float(camera_height_m)
+        self.yaw_prior_std_rad = math.radians(yaw_prior_std_deg)
+        self.recommended_meters_per_px = recommended_meters_per_px
+        self.location_model = location_model.to(self.device).eval()
+        self.orientation_model = (None if orientation_model is None
+                                  else orientation_model.to(self.device).eval())
+        self.orientation_sat_px = orientation_sat_px
+        if self.orientation_model is not None and camera_model != 'panorama':
+            raise ValueError('the orientation estimator works on panoramas; for pinhole '
+                             'cameras give a yaw prior (heading) instead')
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoints(cls, location_checkpoint: str | Path,
+                         orientation_checkpoint: str | Path | None = None, *,
+                         device: str = 'auto', precision: str = 'float32',
+                         camera_height_m: float | None = None, **kwargs) -> Localizer:
+        """Build from checkpoint directories written by the trainers (never unpickles)."""
+        from geodistill_core.training.models import load_trained_model
+
+        model, model_config, record = load_trained_model(location_checkpoint)
+        sizes = record.get('input_sizes') or {}
+        if 'ground_hw' not in sizes or 'satellite_hw' not in sizes:
+            raise ValueError(f'{location_checkpoint}: checkpoint input_sizes lacks ground_hw / '
+                             'satellite_hw; re-save it with a current trainer')
+        data_conf = (record.get('training_config') or {}).get('data', {})
+        height = camera_height_m or data_conf.get('camera_height_m') or (
+            2.0 if model_config.camera_model == 'panorama' else 1.65)
+        orientation, orientation_px = None, None
+        if orientation_checkpoint:
+            orientation, orientation_config, _ = load_trained_model(orientation_checkpoint)
+            estimator_conf = orientation_config.estimator or {}
+            orientation_px = int(estimator_conf.get('bev_size_px', 512))
+        return cls(model, kind=model_config.kind, ground_hw=tuple(sizes['ground_hw']),
+                   sat_size_px=int(sizes['satellite_hw'][0]),
+                   camera_model=model_config.camera_model, camera_height_m=float(height),
+                   orientation_model=orientation, orientation_sat_px=orientation_px,
+                   device=device, precision=precision,
+                   recommended_meters_per_px=record.get('meters_per_px'), **kwargs)
+
+    @classmethod
+    def default(cls, camera_model: str = 'pinhole', **kwargs) -> Localizer:
+        """The embedded default model shipped inside the package (geodistill_core/assets)."""
+        location = ASSETS_DIR / f'default_{camera_model}_location'
+        orientation = ASSETS_DIR / f'default_{camera_model}_orientation'
+        if not (location / 'config.json').is_file():
+            raise FileNotFoundError(
+                f'embedded default model {location} is missing; reinstall the package '
+                '(`make setup`) or pass checkpoint paths explicitly')
+        return cls.from_checkpoints(location, orientation if orientation.is_dir() else None,
+                                    **kwargs)
+
+    # ------------------------------------------------------------------ inference
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @torch.inference_mode()
+    def localize(self, ground_rgb, satellite_rgb, sat_meters_per_px: float, *,
+                 yaw_prior_rad, K=None, camera_height_m: float | None = None,
+                 use_orientation: bool = True) -> LocalizationResult:
+        """Localize B ground images in their satellite crops.
+
+        ground_rgb: (H, W, 3) uint8 RGB, (B, H, W, 3) uint8 or (B, 3, H, W) float [0, 1].
+        satellite_rgb: the same forms, square, north-up, centred on the prior position.
+        sat_meters_per_px: ground resolution of satellite_rgb as given.
+        yaw_prior_rad: float or (B,) map-frame yaw prior of the panorama centre column or
+            the optical axis (a north-aligned panorama: pi / 2).
+        K: (3, 3) or (B, 3, 3) intrinsics of ground_rgb as given (pinhole only).
+        """
+        ground = _to_batch(ground_rgb, 'ground_rgb').to(self.device)
+        satellite = _to_batch(satellite_rgb, 'satellite_rgb').to(self.device)
+        B = ground.shape[0]
+        if satellite.shape[0] != B or satellite.shape[-1] != satellite.shape[-2]:
+            raise ValueError(f'need one square satellite crop per ground image, got ground '
+                             f'{tuple(ground.shape)} and satellite {tuple(satellite.shape)}')
+        if not sat_meters_per_px > 0:
+            raise ValueError(f'sat_meters_per_px must be > 0, got {sat_meters_per_px}')
+        yaw = torch.as_tensor(yaw_prior_rad, dtype=torch.float32, device=self.device)
+        yaw = yaw.reshape(-1).expand(B).clone()
+        mpp = float(sat_meters_per_px) * satellite.shape[-1] / self.sat_size_px
+        ground_K = None
+        if self.camera_model == 'pinhole':
+            if K is None:
+                raise ValueError('pinhole model: pass K, the (3, 3) intrinsics of ground_rgb')
+            K_in = torch.as_tensor(np.asarray(K), dtype=torch.float64).reshape(-1, 3, 3)
+            ground_K = scale_intrinsics(K_in, tuple(ground.shape[-2:]), self.ground_hw)
+            ground_K = ground_K.expand(B, 3, 3).to(self.device, torch.float32)
+        ground = _resize(ground, self.ground_hw)
+        yaw_std = torch.full((B,), self.yaw_prior_std_rad, device=self.device)
+        if self.orientation_model is not None and use_orientation:
+            sat_o = _resize(satellite, (self.orientation_sat_px,) * 2)
+            with self._autocast():
+                out = self.orientation_model(sat_o, ground, yaw)
+            yaw, yaw_std = out.yaw_rad.float(), out.std_rad.float()
+        sat = _resize(satellite, (self.sat_size_px, self.sat_size_px))
+        height = self.camera_height_m if camera_height_m is None else float(camera_height_m)
+        with self._autocast():
+            scores = self.location_model(ground, sat, sat_meters_per_px=mpp,
+                                         camera_height_m=height, ground_yaw_rad=yaw,
+                                         ground_K=ground_K)
+        finest = scores.scores[-1].float()
+        cell_m = float(scores.cell_m[-1])
+        tau = SCORE_TAU[self.kind]
+        pose = heatmap_to_pose(finest, cell_m, tau=tau)
+        prob = torch.softmax((finest / tau).flatten(1), dim=1).view_as(finest)
+        return LocalizationResult(
+            yaw_rad=yaw.float().cpu(), yaw_std_rad=yaw_std.float().cpu(),
+            offset_en_m=pose.offset_en_m.float().cpu(),
+            covariance_en_m2=pose.covariance_en_m2.float().cpu(),
+            confidence=pose.confidence.float().cpu(), heatmap_prob=prob.cpu(),
+            heatmap_cell_m=cell_m)
+
+    def warmup(self) -> None:
+        """One dummy inference (allocations, cuDNN autotuning) before the first real one."""
+        H, W = self.ground_hw
+        ground = torch.rand(1, 3, H, W)
+        sat = torch.rand(1, 3, self.sat_size_px, self.sat_size_px)
+        K = None
+        if self.camera_model == 'pinhole':
+            K = np.array([[W * 0.6, 0.0, (W - 1) / 2], [0.0, W * 0.6, (H - 1) / 2], [0, 0, 1.0]])
+        self.localize(ground, sat, 0.2, yaw_prior_rad=math.pi / 2, K=K)

@@ -1,0 +1,64 @@
+"""The student's ground-image mask of GeoDistill and its ablations (method.md section 4).
+
+`draw_ground_mask` returns a `GroundMask`: the image-level visibility to blank before the
+backbone, and the column visibility the estimator needs to drop hidden BEV cells (None
+when the mask is not a set of columns, i.e. random patches, or when nothing is masked).
+All randomness comes from the generator passed in (seeded per optimiser step by the loop),
+so a resumed run draws the same masks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from geodistill_core.masking import (
+    apply_image_mask,
+    fov_mask_panorama,
+    random_patch_mask,
+    stripe_mask_pinhole,
+)
+from geodistill_core.training.config import DistillConfig
+
+
+@dataclass(frozen=True)
+class GroundMask:
+    """visible: (B, W) column or (B, H, W) pixel mask, True = visible (None: no mask).
+    visible_cols: (B, W) bool for the estimator, or None."""
+
+    visible: torch.Tensor | None
+    visible_cols: torch.Tensor | None
+
+    def apply(self, ground_images: torch.Tensor) -> torch.Tensor:
+        """Blank the hidden part of (B, 3, H, W) images (fill 0); unchanged without mask."""
+        if self.visible is None:
+            return ground_images
+        return apply_image_mask(ground_images, self.visible)
+
+
+def draw_ground_mask(config: DistillConfig, camera_model: str, ground_images: torch.Tensor,
+                     generator: torch.Generator) -> GroundMask:
+    """Draw one mask per image of ground_images (B, 3, H, W).
+
+    'fov': panoramas keep one visible azimuth band of config.fov_range_deg; pinhole images
+    lose one vertical stripe of config.stripe_frac_range of the width. 'random_patch':
+    config.patch_px tiles blanked at random, the same mean share as the FoV mask. 'none':
+    nothing is masked.
+    """
+    if ground_images.dim() != 4:
+        raise ValueError(f'ground_images must be (B, 3, H, W), got {tuple(ground_images.shape)}')
+    B, _, H, W = ground_images.shape
+    device = ground_images.device
+    if config.mask == 'none':
+        return GroundMask(None, None)
+    if config.mask == 'random_patch':
+        visible = random_patch_mask(B, H, W, patch_px=tuple(config.patch_px),
+                                    generator=generator, device=device)
+        return GroundMask(visible, None)
+    if camera_model == 'panorama':
+        cols = fov_mask_panorama(B, W, tuple(config.fov_range_deg), generator, device)
+    elif camera_model == 'pinhole':
+        cols = stripe_mask_pinhole(B, W, tuple(config.stripe_frac_range), generator, device)
+    else:
+        raise ValueError(f"camera_model must be 'panorama' or 'pinhole', got {camera_model!r}")
+    return GroundMask(cols, cols)

@@ -1,0 +1,90 @@
+"""Weakly supervised objective of the correlation estimator (method.md section 3).
+
+For every (satellite m, ground n) pair of a batch the estimator's all-pairs scores give the
+best-match distance d_mn = min over positions (2 - 2 cos); the loss is the in-batch
+soft-margin triplet mean softplus(alpha (d_mm - d_mn)) over m != n, averaged over levels.
+Optional GNSS term: for each matching pair, the best match inside a window of
++-gnss_window_m around the noisy position (the satellite crop centre) should equal the
+global best: mean |d_window - d_mm|. No position label is used.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geodistill_core.losses import best_match_distance, weak_triplet_loss
+from geodistill_core.training.adapter import BatchScores, batch_to_location_inputs, location_scores
+from geodistill_core.training.config import DistillConfig, WeakConfig
+from geodistill_core.training.ground_masks import draw_ground_mask
+
+
+def centre_window(hw: tuple[int, int], cell_m: torch.Tensor, window_m: float) -> torch.Tensor:
+    """(B, H, W) bool: cells whose east and north offsets from the map centre are within
+    max(window_m, cell_m / 2) (so at least the central cell(s) are inside).
+
+    cell_m: (B,) metres per cell of each map.
+    """
+    H, W = hw
+    cell = cell_m.to(torch.float64).view(-1, 1, 1)
+    rows = torch.arange(H, dtype=torch.float64, device=cell.device).view(1, H, 1)
+    cols = torch.arange(W, dtype=torch.float64, device=cell.device).view(1, 1, W)
+    north = (rows - (H - 1) / 2.0).abs() * cell
+    east = (cols - (W - 1) / 2.0).abs() * cell
+    limit = torch.clamp(cell / 2.0, min=window_m) + 1e-9
+    return (north <= limit) & (east <= limit)
+
+
+def weak_location_loss(batch_scores: BatchScores, config: WeakConfig) -> dict[str, torch.Tensor]:
+    """Loss terms from all-pairs scores (per level (Bs, Bg, H, W), Bs == Bg >= 2).
+
+    Returns {'loss': total, 'triplet': mean over levels, 'gnss': mean over levels (0 when
+    off)}; all scalars.
+    """
+    triplets, gnss = [], []
+    for level, scores in enumerate(batch_scores.scores):
+        if scores.dim() != 4 or scores.shape[0] != scores.shape[1]:
+            raise ValueError(f'level {level}: all-pairs scores must be (B, B, H, W), got '
+                             f'{tuple(scores.shape)}')
+        distance = best_match_distance(scores)
+        triplets.append(weak_triplet_loss(distance, config.alpha, config.symmetric))
+        if config.gnss_window_m is not None:
+            B, _, H, W = scores.shape
+            paired = scores[torch.arange(B), torch.arange(B)]  # (B, H, W)
+            window = centre_window((H, W), batch_scores.cell_m[:, level], config.gnss_window_m)
+            d_window = 2.0 - 2.0 * paired.masked_fill(~window.to(paired.device),
+                                                      float('-inf')).flatten(1).amax(dim=1)
+            gnss.append((d_window - torch.diagonal(distance)).abs().mean())
+    triplet = torch.stack(triplets).mean()
+    gnss_term = torch.stack(gnss).mean() if gnss else triplet.new_zeros(())
+    return {'loss': triplet + config.gnss_weight * gnss_term, 'triplet': triplet,
+            'gnss': gnss_term}
+
+
+class WeakLossModule(nn.Module):
+    """forward(batch, step_seed) -> loss terms of the weak objective for `model`.
+
+    model: a location model (LocationScores interface, all-pairs mode).
+    mask: optional DistillConfig whose mask is applied to the ground images first (the
+        paper's 'FoV mask as plain augmentation' control); camera_model picks FoV/stripe.
+    """
+
+    def __init__(self, model: nn.Module, config: WeakConfig, yaw_key: str = 'yaw_rad',
+                 mask: DistillConfig | None = None, camera_model: str = 'panorama') -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.yaw_key = yaw_key
+        self.mask = mask
+        self.camera_model = camera_model
+
+    def forward(self, batch: dict, step_seed: int = 0) -> dict[str, torch.Tensor]:
+        inputs = batch_to_location_inputs(batch, self.yaw_key)
+        visible_cols = None
+        if self.mask is not None:
+            generator = torch.Generator().manual_seed(step_seed)
+            ground_mask = draw_ground_mask(self.mask, self.camera_model,
+                                           inputs['ground_images'], generator)
+            inputs = {**inputs, 'ground_images': ground_mask.apply(inputs['ground_images'])}
+            visible_cols = ground_mask.visible_cols
+        scores = location_scores(self.model, inputs, visible_cols, all_pairs=True)
+        return weak_location_loss(scores, self.config)
