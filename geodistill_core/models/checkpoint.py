@@ -58,7 +58,8 @@ WEIGHTS_FILE = 'model.safetensors'
 CONFIG_FILE = 'config.json'
 REQUIRED_CONFIG_KEYS = ('architecture', 'hyper_parameters', 'input_sizes', 'meters_per_px')
 RESERVED_KEYS = ('format', 'format_version', 'provenance', 'geodistill_version', 'weights')
-BUILTIN_ARCHITECTURE_MODULES = ('geodistill_core.models.backbones.architecture',)
+BUILTIN_ARCHITECTURE_MODULES = ('geodistill_core.models.backbones.architecture',
+                                'geodistill_core.training.models')
 
 ArchitectureBuilder = Callable[[dict[str, Any]], nn.Module]
 _ARCHITECTURES: dict[str, ArchitectureBuilder] = {}

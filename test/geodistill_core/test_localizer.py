@@ -142,3 +142,19 @@ def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(module, 'ASSETS_DIR', tmp_path)
     with pytest.raises(FileNotFoundError, match='embedded default model'):
         Localizer.default()
+
+
+def test_trained_model_checkpoint_loads_in_a_fresh_process(tmp_path):
+    """load_checkpoint alone finds the 'training_model' architecture (no other import)."""
+    import subprocess
+    import sys
+    config = ModelConfig(kind='correlation', ground_backbone='vgg16_unet_tiny',
+                         satellite_backbone='vgg16_unet_tiny', pretrained=False)
+    path = save_trained_model(tmp_path / 'loc', build_model(config), config,
+                              {'ground_hw': [32, 64], 'satellite_hw': [64, 64]}, None, {})
+    code = ('from geodistill_core.models.checkpoint import load_checkpoint\n'
+            f'model, record = load_checkpoint({str(path)!r})\n'
+            'print(type(model).__name__, record["architecture"])')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ['LocationModel', 'training_model']
