@@ -37,6 +37,7 @@ setup(
     python_requires='>=3.10',
     entry_points={
         'console_scripts': [
+            'localizer_node = geodistill_ros.node:main',
         ],
     },
 )

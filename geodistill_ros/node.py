@@ -1,0 +1,308 @@
+"""The localizer node: camera image + GNSS fix in, pose of base_link in ``map`` out.
+
+Topics (relative; remapped by launch/localize.launch.py):
+  in   image (sensor_msgs/Image) or image/compressed (CompressedImage)  sensor data, depth 1
+       camera_info (CameraInfo, pinhole cameras)                          sensor data, depth 1
+       fix (NavSatFix)                                                    sensor data, depth 10
+       heading_prior (geometry_msgs/QuaternionStamped, base yaw in map)   sensor data, depth 10
+  out  pose (PoseWithCovarianceStamped)                            reliable, volatile, depth 10
+       fix_corrected (NavSatFix)                                   reliable, volatile, depth 10
+       heatmap (nav_msgs/OccupancyGrid)                            reliable, transient local, 1
+       /diagnostics (DiagnosticArray)                              reliable, volatile, depth 10
+       /tf (tf2_msgs/TFMessage, only with publish_tf)              reliable, volatile, depth 10
+
+Only the newest image is processed: an image that arrives while the inference worker is
+busy is dropped and counted, so latency never accumulates. Fixes are cached and each image
+is paired with the fix at its own stamp. Bad input never stops the node: it is counted in
+/diagnostics and named in a throttled warning. robot_localization: pose0_config
+[true, true, false, false, false, true, false x9] (x, y, yaw), smooth_lagged_data: true.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from geodistill_ros.diagnostics import NodeStats
+from geodistill_ros.fix_buffer import FixBuffer
+from geodistill_ros.heading import HeadingSample
+from geodistill_ros.messages import (
+    camera_info_to_pinhole,
+    navsatfix_to_fix,
+    stamp_to_ns,
+    yaw_from_quaternion,
+)
+from geodistill_ros.model_loading import (
+    check_camera_model,
+    crop_resolution_note,
+    load_localizer,
+    resolve_device,
+)
+from geodistill_ros.node_config import check_map_source_options, config_from_values
+from geodistill_ros.node_io import NodeIo
+from geodistill_ros.params import (
+    BUILTIN_PARAMETERS,
+    ParameterError,
+    check_value,
+    declare_parameters,
+    unknown_parameters,
+)
+from geodistill_ros.pipeline import Frame, LocalizationPipeline, Rejected
+from geodistill_ros.satellite import make_source
+
+NODE_NAME = 'geodistill_localizer'
+
+
+class LocalizerNode(Node):
+    """rclpy node around a Localizer and a satellite map source (see the module docstring).
+
+    localizer, map_source: inject ready objects (tests, offline tools); by default they are
+    built from the parameters. Other keyword arguments go to rclpy's Node.
+    """
+
+    def __init__(self, localizer=None, map_source=None, node_name: str = NODE_NAME,
+                 **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._job = None
+        self._busy = False
+        self._stopping = False
+        self._job_ready = threading.Condition()
+        self._worker = None
+        self.map_source = None
+        try:
+            self._set_up(localizer, map_source)
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def _set_up(self, localizer, map_source) -> None:
+        overrides = {name: p.value for name, p in self._parameter_overrides.items()}
+        self._values = declare_parameters(self, overrides)
+        for name in unknown_parameters(overrides):
+            self.get_logger().warning(f'parameter {name!r} is not used by this node (typo in '
+                                      'the params file?)')
+        self.config = config_from_values(self._values)
+        cfg = self.config
+        self.stats = NodeStats()
+        self._warned_at: dict[str, float] = {}
+        self._fix_lock = threading.Lock()
+        self._fixes = FixBuffer()
+        self._datum = cfg.datum
+        self._calibration = None
+        self._calibration_error = ''
+        self._heading: HeadingSample | None = None
+        if map_source is None:
+            check_map_source_options(cfg)
+            map_source = make_source(cfg.map_source_kind, **cfg.map_source_options)
+        self.map_source = map_source
+        if localizer is None:
+            device, fallback = resolve_device(cfg.device)
+            if fallback:
+                self.get_logger().warning(fallback)
+            localizer = load_localizer(cfg, device, self.get_logger().warning)
+        else:
+            check_camera_model(localizer, cfg.camera_model)
+        self.localizer = localizer
+        note = crop_resolution_note(localizer, cfg.crop_size_m)
+        if note:
+            self.get_logger().warning(note)
+        self.pipeline = LocalizationPipeline(self)
+        started = time.perf_counter()
+        if hasattr(localizer, 'warmup'):
+            localizer.warmup()
+        warmup_ms = (time.perf_counter() - started) * 1e3
+        self.io = NodeIo(self)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._worker = threading.Thread(target=self._work, name='geodistill_inference',
+                                        daemon=True)
+        self._worker.start()
+        datum = ('from the first fix' if self._datum is None else
+                 f'({self._datum.lat_deg:.7f}, {self._datum.lon_deg:.7f}, '
+                 f'{self._datum.alt_m:.2f} m)')
+        self.get_logger().info(
+            f'ready: {cfg.camera_model} camera on {self.io.image_topic}, model on '
+            f'{getattr(localizer, "device", "?")} ({cfg.precision}, warm-up '
+            f'{warmup_ms:.0f} ms), map {self.map_source.describe()}, datum {datum}, '
+            f'outputs in {cfg.map_frame!r}')
+
+    # --- parameters -------------------------------------------------------------------------
+
+    def _validate_parameters(self, params) -> SetParametersResult:
+        values = dict(self._values)
+        for param in params:
+            if param.name in BUILTIN_PARAMETERS:
+                continue
+            reason = check_value(param.name, param.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+            values[param.name] = param.value
+        try:
+            config_from_values(values)
+        except ParameterError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params) -> None:
+        for param in params:
+            if param.name not in BUILTIN_PARAMETERS:
+                self._values[param.name] = param.value
+        self.config = config_from_values(self._values)
+
+    # --- warnings ---------------------------------------------------------------------------
+
+    def warn_throttled(self, key: str, message: str) -> None:
+        """One warning per ``key`` per warning_throttle_s (wall clock)."""
+        now = time.monotonic()
+        last = self._warned_at.get(key)
+        if last is None or now - last >= self.config.warning_throttle_s:
+            self._warned_at[key] = now
+            self.get_logger().warning(message)
+
+    # --- input callbacks (executor thread) --------------------------------------------------
+
+    def on_fix(self, msg) -> None:
+        self.stats.received('fix')
+        fix = navsatfix_to_fix(msg)
+        with self._fix_lock:
+            resets = self._fixes.resets
+            rejection = self._fixes.insert(fix)
+            if self._fixes.resets != resets:
+                self.stats.time_jump()
+                self.get_logger().info('fix stamps jumped back (bag loop?): fix cache cleared')
+        if rejection is not None:
+            self.stats.fix_rejected(rejection.value)
+            self.warn_throttled(
+                f'fix_{rejection.value}',
+                f'NavSatFix on {self.io.fix_topic} rejected ({rejection.value}): lat='
+                f'{fix.lat_deg}, lon={fix.lon_deg}, status={fix.status}; check the GNSS '
+                'receiver/driver (images need a valid fix within max_fix_age_s)')
+            return
+        if self._datum is None and self.config.datum_from_first_fix:
+            from geodistill_core.geodesy import LocalEnu
+            alt = fix.alt_m if fix.alt_m == fix.alt_m else 0.0
+            self._datum = LocalEnu(fix.lat_deg, fix.lon_deg, alt)
+            self.get_logger().info(f'map datum from the first fix: ({fix.lat_deg:.7f}, '
+                                   f'{fix.lon_deg:.7f}, {alt:.2f} m)')
+
+    def on_camera_info(self, msg) -> None:
+        self.stats.received('camera_info')
+        try:
+            self._calibration = camera_info_to_pinhole(msg, self.config.camera_info_rectified)
+            self._calibration_error = ''
+        except ValueError as err:
+            self._calibration_error = str(err)
+
+    def on_heading(self, msg) -> None:
+        self.stats.received('heading_prior')
+        frame = msg.header.frame_id
+        if frame not in ('', self.config.map_frame):
+            self.warn_throttled('heading_frame', f'heading_prior in frame {frame!r} ignored: '
+                                f'publish the yaw in {self.config.map_frame!r} (0 = east, '
+                                'CCW)')
+            return
+        self._heading = HeadingSample(stamp_to_ns(msg.header.stamp),
+                                      yaw_from_quaternion(msg.quaternion))
+
+    def on_image(self, msg) -> None:
+        received = time.perf_counter()
+        self.stats.received('image')
+        with self._job_ready:
+            if self._busy:
+                self.stats.dropped_busy()
+                return
+            self._busy = True
+            self._job = Frame(msg, received)
+            self._job_ready.notify()
+
+    # --- state the pipeline reads -----------------------------------------------------------
+
+    def fix_lookup(self, stamp_ns: int, max_age_s: float, track_window_s: float):
+        """(lookup at stamp, lookup at stamp - track_window_s), under the cache lock."""
+        with self._fix_lock:
+            now = self._fixes.at(stamp_ns, max_age_s)
+            then = self._fixes.at(stamp_ns - int(track_window_s * 1e9), max_age_s)
+        return now, then
+
+    @property
+    def busy(self) -> bool:
+        """An image is being processed (new ones are dropped)."""
+        with self._job_ready:
+            return self._busy
+
+    @property
+    def datum(self):
+        return self._datum
+
+    @property
+    def heading(self) -> HeadingSample | None:
+        return self._heading
+
+    def clear_heading(self) -> None:
+        self._heading = None
+
+    @property
+    def calibration(self):
+        return self._calibration, self._calibration_error
+
+    # --- inference worker ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._job_ready:
+                while self._job is None and not self._stopping:
+                    self._job_ready.wait()
+                if self._stopping:
+                    return
+                frame, self._job = self._job, None
+            try:
+                self.pipeline.process(frame)
+            except Rejected as rejected:
+                self.stats.rejected(rejected.reason, rejected.detail)
+                self.warn_throttled(rejected.reason, rejected.message)
+            except Exception as err:  # keep the node alive; report loudly
+                self.stats.rejected('internal_error', repr(err))
+                self.get_logger().error(f'localization failed: {type(err).__name__}: {err}',
+                                        throttle_duration_sec=self.config.warning_throttle_s)
+            finally:
+                with self._job_ready:
+                    self._busy = False
+
+    def destroy_node(self) -> None:
+        with self._job_ready:
+            self._stopping = True
+            self._job_ready.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+        if self.map_source is not None:
+            self.map_source.close()
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    """Console script ``localizer_node``: ``--ros-args --params-file config/localize.yaml``."""
+    rclpy.init(args=args)
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    try:
+        try:
+            node = LocalizerNode()
+        except Exception as err:  # refuse to start with the reason, no traceback wall
+            logger.fatal(f'cannot start: {type(err).__name__}: {err}')
+            return 1
+        try:
+            rclpy.spin(node)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
