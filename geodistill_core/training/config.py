@@ -45,6 +45,8 @@ class DataConfig:
         validation (never select a model on a test split).
     yaw_key: which batch yaw the location estimator gets ('yaw_rad': known orientation,
         'yaw_prior_rad': the noisy prior).
+    reader_options: extra keyword arguments of the reader (e.g. KITTI sat_crop_px,
+        shift_range_m, rotation_range_deg).
     """
 
     dataset: str = 'vigor'
@@ -62,6 +64,7 @@ class DataConfig:
     train_split: str = 'train'
     val_split: str | None = 'val'
     yaw_key: str = 'yaw_rad'
+    reader_options: dict[str, Any] | None = None
 
     def __post_init__(self):
         _check(len(self.ground_hw) == 2 and min(self.ground_hw) > 0 and self.sat_size > 0,

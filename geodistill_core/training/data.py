@@ -57,14 +57,15 @@ def _vigor(config: DataConfig, split: str, root: Path | None) -> Dataset:
     return VigorDataset(_need_root(root, 'VIGOR'), cities=config.cities, split=split,
                         area=config.area, pano_size=config.ground_hw, sat_size=config.sat_size,
                         yaw_noise_deg=config.yaw_noise_deg, seed=config.seed,
-                        val_fraction=config.val_fraction, **extra)
+                        val_fraction=config.val_fraction, **extra,
+                        **(config.reader_options or {}))
 
 
 def _kitti(config: DataConfig, split: str, root: Path | None) -> Dataset:
     from geodistill_core.data.kitti import KittiDataset
     return KittiDataset(_need_root(root, 'KITTI'), split=split, ground_size=config.ground_hw,
                         sat_size=config.sat_size, seed=config.seed,
-                        val_fraction=config.val_fraction)
+                        val_fraction=config.val_fraction, **(config.reader_options or {}))
 
 
 def _flat_world(config: DataConfig, split: str, root: Path | None) -> Dataset:
