@@ -38,6 +38,7 @@ setup(
     entry_points={
         'console_scripts': [
             'localizer_node = geodistill_ros.node:main',
+            'geodistill-kitti2bag = geodistill_ros.kitti_bag:main',
         ],
     },
 )
