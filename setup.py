@@ -27,7 +27,7 @@ setup(
         ('share/' + PACKAGE_NAME + '/launch', glob('launch/*.launch.py')),
         ('share/' + PACKAGE_NAME + '/config', glob('config/*.yaml')),
     ],
-    package_data={'geodistill_core': ['assets/*']},
+    package_data={'geodistill_core': ['assets/*/*']},
     install_requires=['setuptools'],
     zip_safe=False,
     maintainer='geodistill developers',

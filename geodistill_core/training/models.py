@@ -96,8 +96,13 @@ class LocationModel(nn.Module):
                               ground_visible_cols=ground_visible_cols, **kwargs)
 
 
-def _backbone(name: str, weights: str | None, pretrained: bool) -> nn.Module:
-    return build_backbone(BackboneConfig(name, weights if pretrained else None, pretrained))
+def _backbone(name: str, weights: str | None, pretrained: bool,
+              n_levels: int | None = None) -> nn.Module:
+    """A registered backbone; with n_levels, trunks that support it drop deeper stages."""
+    backbone = build_backbone(BackboneConfig(name, weights if pretrained else None, pretrained))
+    if n_levels is not None and hasattr(backbone, 'truncate'):
+        backbone.truncate(n_levels)
+    return backbone
 
 
 def build_correlation_model(config: ModelConfig) -> LocationModel:
@@ -125,8 +130,10 @@ def build_correlation_model(config: ModelConfig) -> LocationModel:
         learned_confidence=config.learned_confidence)
     estimator = CorrelationLocationEstimator(
         estimator_config,
-        _backbone(config.ground_backbone, config.ground_weights, config.pretrained),
-        _backbone(config.satellite_backbone, config.satellite_weights, config.pretrained))
+        _backbone(config.ground_backbone, config.ground_weights, config.pretrained,
+                  max(config.levels) + 1),
+        _backbone(config.satellite_backbone, config.satellite_weights, config.pretrained,
+                  max(config.levels) + 1))
     return LocationModel(estimator, ground_record.preprocess, sat_record.preprocess)
 
 

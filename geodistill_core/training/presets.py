@@ -6,7 +6,7 @@
 | vigor_same | VIGOR same-area, as vigor_cross | vgg16_unet, 1/8 + 1/2 | 10 / 20 |
 | kitti | KITTI (Shi & Li), pinhole 256x1024, sat 512 | vgg16_unet, 1/8 + 1/2 | 5 / 10 |
 | synthetic_bench | VIGOR-layout export, 128x256, sat 256 | efficientnet_lite0, 1/8+1/4 | 6 / 12 |
-| synthetic_kitti | synthetic KITTI export, pinhole 64x256, sat 128 | efficientnet_lite0 | 4 / 8 |
+| synthetic_kitti | synthetic KITTI export, pinhole 64x256, sat 192 | efficientnet_lite0 | 4 / 8 |
 | tiny | procedural flat world, pano 32x64, sat 64 | vgg16_unet_tiny (random), 1/8 + 1/2 | 2 / 2 |
 
 Every preset: AdamW lr 1e-4, weight decay 1e-5, grad-norm clip 1.0, batch 8 (tiny: 4),
@@ -63,7 +63,7 @@ _BASES = {
     # The embedded default model: CPU-sized, trained on the synthetic KITTI-layout export
     # (train/make_default_model.py). 256 satmap px at 0.196 m/px = 50 m crops, +-10 m shift.
     'synthetic_kitti': (
-        DataConfig(dataset='kitti', ground_hw=(64, 256), sat_size=128, num_workers=1,
+        DataConfig(dataset='kitti', ground_hw=(64, 256), sat_size=192, num_workers=1,
                    min_distance_m=30.0,
                    reader_options={'sat_crop_px': 256, 'shift_range_m': 10.0}),
         ModelConfig(kind='correlation', ground_backbone='efficientnet_lite0',

@@ -56,3 +56,22 @@ def test_missing_file_names_path_and_timm_model(tmp_path):
     with pytest.raises(FileNotFoundError, match=missing) as error:
         build_backbone(BackboneConfig('efficientnet_b0', weights=missing, pretrained=True))
     assert 'efficientnet_b0.ra_in1k' in str(error.value)
+
+
+def test_truncate_keeps_the_first_levels_and_drops_the_rest():
+    import torch
+
+    from geodistill_core.models.backbones import BackboneConfig, build_backbone
+    torch.manual_seed(0)
+    full = build_backbone(BackboneConfig('efficientnet_b0_tiny', None, False)).eval()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        reference = full(images)
+    n_full = sum(p.numel() for p in full.parameters())
+    cut = full.truncate(3)
+    with torch.no_grad():
+        levels = cut(images)
+    assert len(levels) == 3
+    for got, want in zip(levels, reference[:3], strict=True):
+        torch.testing.assert_close(got, want)
+    assert sum(p.numel() for p in cut.parameters()) < n_full / 2
