@@ -17,7 +17,6 @@ from dataclasses import replace
 import logging
 from pathlib import Path
 import shutil
-import sys
 
 from geodistill_core.localizer import ASSETS_DIR
 from geodistill_core.training import RunPaths, distill, preset, train_location
@@ -25,15 +24,25 @@ from geodistill_core.training import RunPaths, distill, preset, train_location
 logger = logging.getLogger('make_default_model')
 
 
-def make_default_model(out_dir: Path, *, data_preset: str = 'bench', base_epochs: int = 4,
+def training_data_preset():
+    """KITTI-layout training data: 3 training cities x (3 train + 1 test1) drives of 80
+    frames, plus one old_town test2 drive (cross-area); no VIGOR part."""
+    from geodistill_core.data.synthetic.export_kitti import KittiDriveConfig
+    from geodistill_core.data.synthetic.presets import SyntheticPreset
+    return SyntheticPreset('default_model_train', world_size_m=480.0, cell_m=0.125,
+                           kitti_drive=KittiDriveConfig(frames=80, margin_m=50.0),
+                           kitti_train_drives=3, kitti_test1_drives=1, kitti_test2_drives=1)
+
+
+def make_default_model(out_dir: Path, *, base_epochs: int = 4,
                        base_steps: int = 150, distill_epochs: int = 4,
                        distill_steps: int = 150, install: bool = True) -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from make_synthetic import make_synthetic
+    from geodistill_core.data.synthetic.presets import make_synthetic
 
     out_dir = Path(out_dir)
-    data_root = Path(make_synthetic(data_preset, out_dir / 'data', seed=0)) / 'kitti'
+    data_root = Path(make_synthetic(training_data_preset(), out_dir / 'data', seed=0,
+                                    layout='kitti')) / 'kitti'
     base_conf = preset('synthetic_kitti', 'location')
     base_conf = replace(base_conf, loop=replace(base_conf.loop, epochs=base_epochs,
                                                 steps_per_epoch=base_steps, val_steps=8))
@@ -56,7 +65,6 @@ def make_default_model(out_dir: Path, *, data_preset: str = 'bench', base_epochs
 def main(args=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=Path('outputs/default_model'))
-    parser.add_argument('--data-preset', default='bench')
     parser.add_argument('--base-epochs', type=int, default=4)
     parser.add_argument('--base-steps', type=int, default=150, help='steps per epoch')
     parser.add_argument('--distill-epochs', type=int, default=4)
@@ -65,7 +73,7 @@ def main(args=None) -> Path:
                         help='copy the result into the package assets')
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
-    return make_default_model(ns.out, data_preset=ns.data_preset, base_epochs=ns.base_epochs,
+    return make_default_model(ns.out, base_epochs=ns.base_epochs,
                               base_steps=ns.base_steps, distill_epochs=ns.distill_epochs,
                               distill_steps=ns.distill_steps, install=ns.install)
 
