@@ -140,9 +140,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           read_only=True),
     _spec('map_source.cache_tiles', 256, 'decoded tiles kept in memory (kind xyz)',
           min_value=0, max_value=100000, read_only=True),
-    _spec('crop_size_m', 70.0, 'side of the north-up satellite crop around the fix, metres',
+    _spec('crop_size_m', 50.13, 'side of the north-up satellite crop around the fix, metres',
           min_value=1.0, max_value=5000.0),
-    _spec('crop_size_px', 128, 'side of the satellite crop, pixels', min_value=16,
+    _spec('crop_size_px', 192, 'side of the satellite crop, pixels', min_value=16,
           max_value=8192),
     # --- model ------------------------------------------------------------------------------
     _spec('location_checkpoint', '', "location model checkpoint file; '' = the default "

@@ -34,9 +34,9 @@ def training_data_preset():
                            kitti_train_drives=3, kitti_test1_drives=1, kitti_test2_drives=1)
 
 
-def make_default_model(out_dir: Path, *, base_epochs: int = 4,
-                       base_steps: int = 150, distill_epochs: int = 4,
-                       distill_steps: int = 150, install: bool = True) -> Path:
+def make_default_model(out_dir: Path, *, base_epochs: int = 8,
+                       base_steps: int | None = None, distill_epochs: int = 8,
+                       distill_steps: int | None = None, install: bool = True) -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory."""
     from geodistill_core.data.synthetic.presets import make_synthetic
 
@@ -65,10 +65,11 @@ def make_default_model(out_dir: Path, *, base_epochs: int = 4,
 def main(args=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=Path('outputs/default_model'))
-    parser.add_argument('--base-epochs', type=int, default=4)
-    parser.add_argument('--base-steps', type=int, default=150, help='steps per epoch')
-    parser.add_argument('--distill-epochs', type=int, default=4)
-    parser.add_argument('--distill-steps', type=int, default=150, help='steps per epoch')
+    parser.add_argument('--base-epochs', type=int, default=8)
+    parser.add_argument('--base-steps', type=int, default=None, help='cap on steps per epoch')
+    parser.add_argument('--distill-epochs', type=int, default=8)
+    parser.add_argument('--distill-steps', type=int, default=None,
+                        help='cap on steps per epoch')
     parser.add_argument('--install', action=argparse.BooleanOptionalAction, default=True,
                         help='copy the result into the package assets')
     ns = parser.parse_args(args)
