@@ -4,8 +4,10 @@
 
 Panoramas (320x640 and 512x1024), KITTI-like pinhole frames (1242x375) and 640x640
 satellite crops are rendered from street poses of one world; each figure is the median
-over the timed frames after one warm-up frame. Wall-clock and process CPU time are both
-reported (other jobs on a shared machine inflate wall time; CPU time counts all threads).
+over the timed frames after one warm-up frame. `export_tiny` times the `tiny` export preset
+(VIGOR + KITTI layouts + maps, presets.make_synthetic) end to end, with its size on disk.
+Wall-clock and process CPU time are both reported (other jobs on a shared machine inflate
+wall time; CPU time counts all threads).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import os
 from pathlib import Path
 import platform
 import statistics
+import tempfile
 import time
 
 import cv2
@@ -29,6 +32,7 @@ from geodistill_core.data.synthetic import (
     CameraPose,
     WorldConfig,
     generate_world,
+    make_synthetic,
     render_panorama,
     render_pinhole,
     render_satellite,
@@ -61,6 +65,17 @@ def _timed(fn, n: int) -> dict:
     med_wall, med_cpu = statistics.median(wall), statistics.median(cpu)
     return {'frames': n, 'median_wall_s': med_wall, 'median_cpu_s': med_cpu,
             'per_second_wall': 1.0 / med_wall, 'per_second_cpu': 1.0 / med_cpu}
+
+
+def _export_tiny(seed: int) -> dict:
+    """Wall/CPU seconds and bytes of make_synthetic('tiny') into a temporary folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        w0, c0 = time.perf_counter(), time.process_time()
+        make_synthetic('tiny', Path(tmp), seed=seed, progress=False)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        files = [p for p in Path(tmp).rglob('*') if p.is_file()]
+        return {'preset': 'tiny', 'wall_s': wall, 'cpu_s': cpu, 'files': len(files),
+                'bytes': sum(p.stat().st_size for p in files)}
 
 
 def run_benchmark(config: BenchConfig) -> dict:
@@ -105,6 +120,7 @@ def run_benchmark(config: BenchConfig) -> dict:
     result['panorama_512x1024'] = _timed(pano((512, 1024)), max(n // 2, 3))
     result['pinhole_375x1242'] = _timed(pinhole, n)
     result['satellite_640x640'] = _timed(satellite, n)
+    result['export_tiny'] = _export_tiny(config.seed)
     result['load_avg_at_end'] = os.getloadavg()
     return result
 

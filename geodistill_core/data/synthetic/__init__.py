@@ -21,6 +21,12 @@ at height 0; CameraPose.height_m is the optical centre's height above it.
 Domain gap (DomainGapConfig, in WorldConfig): a different sun per view, transient cars
 (in one view only), and per-view camera looks (colour, blur, noise, JPEG);
 DomainGapConfig.disabled() makes both views agree exactly.
+
+Exports in the official layouts (docs/method.md section 6), read by data.vigor and
+data.kitti: export_vigor_city, export_kitti_drive, export_geotiff (a UTM GeoTIFF of a world),
+georef (the synthetic cities and their world <-> WGS 84 georeference) and
+make_synthetic(preset, out_dir, seed) with the presets tiny, bench and demo
+(train/make_synthetic.py is its command line).
 """
 from geodistill_core.data.synthetic.cars import CarPresence, CarTable
 from geodistill_core.data.synthetic.config import (
@@ -33,6 +39,29 @@ from geodistill_core.data.synthetic.config import (
     WorldConfig,
 )
 from geodistill_core.data.synthetic.drive import Drive, hide_ground_cars_near, sample_drive
+from geodistill_core.data.synthetic.export_geotiff import (
+    GeoTiffConfig,
+    GeoTiffExport,
+    export_geotiff,
+)
+from geodistill_core.data.synthetic.export_kitti import (
+    KittiDriveConfig,
+    KittiDriveExport,
+    export_kitti_drive,
+    min_satmap_px,
+)
+from geodistill_core.data.synthetic.export_vigor import (
+    VigorCityExport,
+    VigorExportConfig,
+    export_vigor_city,
+    read_vigor_meta,
+)
+from geodistill_core.data.synthetic.georef import (
+    SYNTHETIC_CITIES,
+    Georeference,
+    SyntheticCity,
+    get_city,
+)
 from geodistill_core.data.synthetic.ground_view import GroundRenderConfig, GroundView
 from geodistill_core.data.synthetic.materials import (
     ROAD_MATERIALS,
@@ -51,6 +80,12 @@ from geodistill_core.data.synthetic.poses import (
     KITTI_CAMERA_HEIGHT_M,
     VIGOR_CAMERA_HEIGHT_M,
     CameraPose,
+)
+from geodistill_core.data.synthetic.presets import (
+    PRESET_NAMES,
+    SYNTHETIC_PRESETS,
+    SyntheticPreset,
+    make_synthetic,
 )
 from geodistill_core.data.synthetic.raymarch import RayBundle, RayMarchConfig
 from geodistill_core.data.synthetic.roads import RoadEdge, RoadNetwork
@@ -71,4 +106,9 @@ __all__ = [
     'get_city_style', 'hide_ground_cars_near', 'panorama_rays', 'pinhole_rays',
     'render_panorama', 'render_pinhole', 'render_satellite', 'render_satellite_linear',
     'sample_drive', 'sample_street_poses',
+    # exports in the official layouts (export_vigor, export_kitti, export_geotiff, presets)
+    'PRESET_NAMES', 'SYNTHETIC_CITIES', 'SYNTHETIC_PRESETS', 'GeoTiffConfig', 'GeoTiffExport',
+    'Georeference', 'KittiDriveConfig', 'KittiDriveExport', 'SyntheticCity', 'SyntheticPreset',
+    'VigorCityExport', 'VigorExportConfig', 'export_geotiff', 'export_kitti_drive',
+    'export_vigor_city', 'get_city', 'make_synthetic', 'min_satmap_px', 'read_vigor_meta',
 ]
