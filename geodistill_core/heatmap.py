@@ -163,6 +163,7 @@ def heatmap_covariance_en_m2(prob: torch.Tensor, cell_m: float,
         raise ValueError(f'around must be (B, 2) = ({B}, 2), got {tuple(around.shape)}')
     d = en - around.to(prob).unsqueeze(1)  # (B, HW, 2)
     cov = (p * d).transpose(1, 2) @ d
+    cov = 0.5 * (cov + cov.transpose(1, 2))  # exactly symmetric (float32 matmul rounding)
     floor = (cell_m * cell_m / 12.0) * torch.eye(2, device=prob.device, dtype=prob.dtype)
     return cov + floor
 

@@ -267,3 +267,14 @@ def test_float32_pose_and_gradients_of_the_differentiable_parts():
     assert torch.autograd.gradcheck(lambda s: resample_level(s, 2.0, (9, 11), 0.9), (x,))
     assert torch.autograd.gradcheck(
         lambda s: heatmap_covariance_en_m2(sharpened_log_softmax(s, 0.5).exp(), 1.0), (x,))
+
+
+def test_covariance_is_exactly_symmetric_in_float32():
+    """Float32 matmul rounds the two off-diagonals differently; consumers (ROS messages)
+    require symmetry, so the covariance is symmetrised."""
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        scores = torch.randn(4, 48, 48, generator=gen)
+        prob = torch.softmax(scores.flatten(1) / 0.3, dim=1).view_as(scores)
+        cov = heatmap_covariance_en_m2(prob, 0.78)
+        assert torch.equal(cov, cov.transpose(1, 2))
