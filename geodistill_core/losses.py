@@ -1,13 +1,11 @@
-"""Losses: GeoDistill distillation, weak triplet, heatmap and orientation supervision.
+"""Losses: GeoDistill distillation, weak triplet and Gaussian heatmap supervision.
 
 Heatmaps are scores (B, H, W) as in heatmap.py; probabilities are
 softmax(scores / tau) over all valid cells (tau = 0.06 in GeoDistill; `sharpen=False`
 means tau = 1, a plain softmax). Masked cells have probability 0 and contribute nothing.
 
-Orientation bins (method.md section 5): centres at -range + i * bin_deg, i = 0..n-1
-(n = 2 range / bin_deg + 1, so 0 deg is a bin centre). The float bin of an angle a is
-(a - centre_0) / bin_deg. Labels are Gaussians over that float bin and decoding maps the
-refined bin back with the SAME formula, so label and decoder agree to float precision.
+The orientation bins, their Gaussian labels, loss and decoding live with the orientation
+estimator (models/orientation/yaw_bins.py).
 """
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from geodistill_core.heatmap import DEFAULT_TAU, parabola_vertex_offset, sharpened_log_softmax
+from geodistill_core.heatmap import DEFAULT_TAU, sharpened_log_softmax
 
 
 def _check_pair(teacher: torch.Tensor, student: torch.Tensor) -> None:
@@ -174,79 +172,3 @@ def gaussian_target(height: int, width: int, center_px: torch.Tensor,
     d2 = (rows - c[:, 0].view(-1, 1, 1)) ** 2 + (cols - c[:, 1].view(-1, 1, 1)) ** 2
     log_g = (-0.5 / sigma_px ** 2) * d2
     return torch.softmax(log_g.flatten(1), dim=1).view_as(d2)
-
-
-def yaw_bins(prior_range_deg: float = 45.0, bin_deg: float = 1.0, device=None,
-             dtype=torch.float32) -> torch.Tensor:
-    """Bin centres (n,) in degrees: -range, -range + bin, ..., +range (0 is a centre)."""
-    half = prior_range_deg / bin_deg
-    if not bin_deg > 0 or abs(half - round(half)) > 1e-9 or round(half) < 1:
-        raise ValueError(f'prior_range_deg ({prior_range_deg}) must be a positive multiple '
-                         f'of bin_deg ({bin_deg})')
-    k = torch.arange(-round(half), round(half) + 1, device=device, dtype=torch.float64)
-    return (k * bin_deg).to(dtype)
-
-
-def angle_to_bin(angle_deg: torch.Tensor, bin_centers_deg: torch.Tensor) -> torch.Tensor:
-    """Float bin index (B,) of angles (B,): (angle - centre_0) / bin_deg."""
-    step = bin_centers_deg[1] - bin_centers_deg[0]
-    return (angle_deg - bin_centers_deg[0]) / step
-
-
-def bin_to_angle(bin_float: torch.Tensor, bin_centers_deg: torch.Tensor) -> torch.Tensor:
-    """Inverse of angle_to_bin: degrees (B,)."""
-    step = bin_centers_deg[1] - bin_centers_deg[0]
-    return bin_centers_deg[0] + bin_float * step
-
-
-def orientation_target(n_bins: int, target_bin_float: torch.Tensor,
-                       sigma_bins: float = 1.0) -> torch.Tensor:
-    """Gaussian-smoothed labels (B, n_bins) centred at float bins (B,), rows sum to 1."""
-    if target_bin_float.dim() != 1:
-        raise ValueError(f'target_bin_float must be (B,), got {tuple(target_bin_float.shape)}')
-    t = target_bin_float if target_bin_float.is_floating_point() else target_bin_float.float()
-    i = torch.arange(n_bins, device=t.device, dtype=t.dtype).view(1, -1)
-    return torch.softmax((-0.5 / sigma_bins ** 2) * (i - t.view(-1, 1)) ** 2, dim=1)
-
-
-def orientation_ce_loss(logits: torch.Tensor, target_bin_float: torch.Tensor,
-                        sigma_bins: float = 1.0) -> torch.Tensor:
-    """CE of softmax(logits) (B, n_bins) to Gaussian labels at target_bin_float (B,)."""
-    if logits.dim() != 2 or target_bin_float.shape != logits.shape[:1]:
-        raise ValueError(f'logits must be (B, n_bins) and target (B,), got '
-                         f'{tuple(logits.shape)} and {tuple(target_bin_float.shape)}')
-    target = orientation_target(logits.shape[1], target_bin_float.to(logits), sigma_bins)
-    return soft_cross_entropy(target, F.log_softmax(logits, dim=1))
-
-
-def decode_orientation(logits: torch.Tensor, bin_centers_deg: torch.Tensor) -> torch.Tensor:
-    """Yaw (B,) degrees from logits (B, n_bins) over bin_centers_deg (n_bins,).
-
-    The argmax bin i is refined by the vertex of the parabola through the
-    log-probabilities of three consecutive bins centred on i (on bin 1 or n - 2 when i is
-    an end bin), kept within i +- 0.5, and mapped back with bin_to_angle. Exact for
-    Gaussian labels (their log is a parabola), also between bins and at the range ends.
-    """
-    n = bin_centers_deg.shape[0]
-    if logits.dim() != 2 or logits.shape[1] != n or n < 3:
-        raise ValueError(f'logits (B, n_bins) must match {tuple(bin_centers_deg.shape)} '
-                         f'bin centres (at least 3), got {tuple(logits.shape)}')
-    log_p = F.log_softmax(logits.detach().to(torch.float64), dim=1)
-    i = log_p.argmax(dim=1)
-    c = i.clamp(1, n - 2)
-    b = torch.arange(log_p.shape[0], device=log_p.device)
-    delta = parabola_vertex_offset(log_p[b, c - 1], log_p[b, c], log_p[b, c + 1], limit=1.5)
-    bin_float = torch.minimum(torch.maximum(c + delta, i - 0.5), i + 0.5)
-    return bin_to_angle(bin_float, bin_centers_deg.to(bin_float)).to(logits.dtype)
-
-
-def orientation_std_deg(logits: torch.Tensor, bin_centers_deg: torch.Tensor,
-                        around_deg: torch.Tensor | None = None) -> torch.Tensor:
-    """Spread (B,) degrees of softmax(logits) around around_deg (default its mean),
-    with the bin-width quantisation floor bin_deg^2 / 12 added to the variance."""
-    p = F.softmax(logits.detach(), dim=1)
-    centres = bin_centers_deg.to(p).view(1, -1)
-    mu = (p * centres).sum(dim=1) if around_deg is None else around_deg.to(p)
-    step = float(bin_centers_deg[1] - bin_centers_deg[0])
-    var = (p * (centres - mu.view(-1, 1)) ** 2).sum(dim=1) + step * step / 12.0
-    return var.sqrt()

@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import torch
 
+from geodistill_core.geodesy import wrap_angle_rad
+
 DEFAULT_THRESHOLDS_M = (1.0, 3.0, 5.0)
 DEFAULT_THRESHOLDS_DEG = (1.0, 3.0, 5.0)
 FLIP_DEG = 90.0
@@ -76,8 +78,7 @@ def orientation_errors_deg(pred_yaw_rad, true_yaw_rad) -> torch.Tensor:
     t = _as64(true_yaw_rad, 'true_yaw_rad').to(p.device)
     if p.shape != t.shape:
         raise ValueError(f'pred {tuple(p.shape)} and true {tuple(t.shape)} differ in shape')
-    d = torch.remainder(p - t + math.pi, 2.0 * math.pi) - math.pi
-    return torch.rad2deg(d.abs())
+    return torch.rad2deg(wrap_angle_rad(p - t).abs())
 
 
 def _median(x: torch.Tensor) -> float:

@@ -24,13 +24,15 @@ PREDICTION_COLORS = ('#ff2020', '#1f5fff', '#c000c0', '#00b0b0')
 DPI = 100
 
 
-def _figure(size_in: tuple[float, float]) -> Figure:
+def new_figure(size_in: tuple[float, float]) -> Figure:
+    """A figure of size_in inches at DPI on its own Agg canvas (no pyplot state)."""
     fig = Figure(figsize=size_in, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write fig to path (PNG by suffix) at DPI, creating the folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
@@ -52,7 +54,7 @@ def plot_error_cdf(path: str | Path, errors_by_label: Mapping[str, np.ndarray],
     """Cumulative share of items within an error, one curve per label; PNG at `path`."""
     if not errors_by_label:
         raise ValueError('plot_error_cdf needs at least one error array')
-    fig = _figure((6.0, 4.5))
+    fig = new_figure((6.0, 4.5))
     ax = fig.add_subplot()
     top = max(thresholds) * 2.0 if thresholds else 1.0
     for k, (label, errors) in enumerate(errors_by_label.items()):
@@ -75,7 +77,7 @@ def plot_error_cdf(path: str | Path, errors_by_label: Mapping[str, np.ndarray],
     ax.legend(loc='lower right', fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def plot_heatmaps_over_satellite(path: str | Path, satellite_rgb: np.ndarray,
     if not panels:
         raise ValueError('plot_heatmaps_over_satellite needs at least one panel')
     half = 0.5 * sat.shape[0] * float(sat_meters_per_px)
-    fig = _figure((4.2 * len(panels), 4.6))
+    fig = new_figure((4.2 * len(panels), 4.6))
     for k, panel in enumerate(panels):
         prob = np.asarray(panel.prob)
         if prob.ndim != 2:
@@ -140,4 +142,4 @@ def plot_heatmaps_over_satellite(path: str | Path, satellite_rgb: np.ndarray,
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

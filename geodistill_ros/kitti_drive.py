@@ -41,7 +41,7 @@ from geodistill_core.data.kitti import (
     KittiCalib,
     read_kitti_calib,
 )
-from geodistill_core.data.oxts import OxtsRecord, parse_kitti_timestamp, read_oxts_file
+from geodistill_core.data.oxts import OxtsRecord, read_kitti_timestamps_ns, read_oxts_file
 
 logger = logging.getLogger(__name__)
 
@@ -104,15 +104,7 @@ def read_timestamps_ns(path: Path) -> list[int]:
     """A KITTI timestamps.txt -> integer UTC nanoseconds per line; errors name file:line."""
     if not path.is_file():
         raise FileNotFoundError(f'KITTI timestamps not found: {path}; {DRIVE_LAYOUT_HELP}')
-    stamps = []
-    for number, text in enumerate(path.read_text().splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            stamps.append(parse_kitti_timestamp(text))
-        except ValueError as err:
-            raise ValueError(f'{path}:{number}: {err}') from None
-    return stamps
+    return read_kitti_timestamps_ns(path)
 
 
 def _stamp(stamps: list[int], name: str, path: Path) -> int:

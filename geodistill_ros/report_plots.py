@@ -11,30 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 import numpy as np
 
 from geodistill_core.geometry import NorthUpCrop
+from geodistill_core.plots import empirical_cdf, new_figure, save_figure
 from geodistill_ros.trajectory_metrics import TrajectoryArrays
 
 TRUTH_COLOR = '#00d000'
 GNSS_COLOR = '#ff8c00'
 ESTIMATE_COLOR = '#1f5fff'
-DPI = 100
-
-
-def _figure(size_in=(6.0, 6.0)) -> Figure:
-    fig = Figure(figsize=size_in, dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
 
 
 def _xy(points, name: str) -> np.ndarray | None:
@@ -68,7 +53,7 @@ def plot_trajectory_on_map(path: str | Path, truth_xy_m, gnss_xy_m=None, estimat
                                                (estimate_xy_m, 'estimate_xy_m')))
     if (satellite_rgb is None) != (satellite_crop is None):
         raise ValueError('give satellite_rgb and satellite_crop together')
-    fig = _figure()
+    fig = new_figure((6.0, 6.0))
     ax = fig.add_axes((0.12, 0.17, 0.83, 0.76))
     if satellite_rgb is not None:
         image = np.asarray(satellite_rgb)
@@ -95,7 +80,7 @@ def plot_trajectory_on_map(path: str | Path, truth_xy_m, gnss_xy_m=None, estimat
     ax.set_ylabel('north [m]')
     ax.set_title(title or 'trajectory (map frame, north up)')
     ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.09), ncol=3, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_errors_over_time(path: str | Path, stamps_ns, gnss_error_m, estimate_error_m,
@@ -106,7 +91,7 @@ def plot_errors_over_time(path: str | Path, stamps_ns, gnss_error_m, estimate_er
     """
     stamps = np.asarray(stamps_ns, np.int64)
     t_s = (stamps - stamps.min()) * 1e-9 if stamps.size else stamps.astype(float)
-    fig = _figure((8.0, 4.0))
+    fig = new_figure((8.0, 4.0))
     ax = fig.add_subplot()
     ax.plot(t_s, gnss_error_m, '-', color=GNSS_COLOR, lw=1, label='GNSS input')
     ax.plot(t_s, estimate_error_m, '.-', color=ESTIMATE_COLOR, lw=1, ms=3, label='localized')
@@ -117,7 +102,7 @@ def plot_errors_over_time(path: str | Path, stamps_ns, gnss_error_m, estimate_er
     ax.set_ylim(bottom=0.0)
     ax.legend(loc='upper right')
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_error_cdf(path: str | Path, errors_m: Mapping[str, np.ndarray],
@@ -126,17 +111,15 @@ def plot_error_cdf(path: str | Path, errors_m: Mapping[str, np.ndarray],
 
     The denominator is every frame, NaN (no output) included: a curve ends at its coverage.
     """
-    fig = _figure((6.0, 4.0))
+    fig = new_figure((6.0, 4.0))
     ax = fig.add_subplot()
     colors = {'GNSS input': GNSS_COLOR, 'localized': ESTIMATE_COLOR}
     x_max = max(thresholds_m) * 2.0
     for label, errors in errors_m.items():
-        e = np.asarray(errors, np.float64)
-        finite = np.sort(e[np.isfinite(e)])
+        finite, frac = empirical_cdf(errors)
         if not finite.size:
             continue
         x_max = max(x_max, float(np.percentile(finite, 99)) * 1.05)
-        frac = np.arange(1, finite.size + 1) / e.size
         ax.step(np.concatenate([[0.0], finite]), np.concatenate([[0.0], frac]), where='post',
                 color=colors.get(label), label=label)
     for thr in thresholds_m:
@@ -148,7 +131,7 @@ def plot_error_cdf(path: str | Path, errors_m: Mapping[str, np.ndarray],
     ax.grid(alpha=0.3)
     ax.legend(loc='lower right')
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_report_plots(out_dir: str | Path, arrays: TrajectoryArrays,

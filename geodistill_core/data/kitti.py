@@ -65,11 +65,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from geodistill_core.data.oxts import parse_kitti_timestamp, read_oxts_file
+from geodistill_core.data.oxts import read_kitti_timestamps_ns, read_oxts_file
 from geodistill_core.data.samplers import SamplingLayout
 from geodistill_core.data.transforms import (
     crop_centred,
-    held_out_mask,
+    held_out_split,
     item_rng,
     read_rgb_uint8,
     resize_rgb,
@@ -238,10 +238,9 @@ class KittiDataset(Dataset):
         split_path = Path(split_dir or self.root) / KITTI_SPLIT_FILES[split]
         entries = read_kitti_split_file(split_path)
         if split in ('train', 'val') and self.config.val_fraction > 0:
-            held = held_out_mask([f'{e.date}/{e.drive}' for e in entries],
-                                 self.config.val_fraction, self.config.val_seed)
-            keep = held if split == 'val' else ~held
-            entries = [e for e, k in zip(entries, keep, strict=True) if k]
+            entries = held_out_split(entries, [f'{e.date}/{e.drive}' for e in entries],
+                                     self.config.val_fraction, self.config.val_seed,
+                                     held_out=split == 'val')
         if not entries:
             raise ValueError(f'no KITTI samples for split {split!r} in {split_path}')
         self.entries: tuple[KittiEntry, ...] = tuple(entries)
@@ -277,18 +276,8 @@ class KittiDataset(Dataset):
     def _timestamps_ns(self, entry: KittiEntry) -> tuple[int, ...] | None:
         path = self._drive_dir(entry) / 'image_02' / 'timestamps.txt'
         if path not in self._stamp_cache:
-            stamps = None
-            if path.is_file():
-                stamps = []
-                for number, text in enumerate(path.read_text().splitlines(), start=1):
-                    if not text.strip():
-                        continue
-                    try:
-                        stamps.append(parse_kitti_timestamp(text))
-                    except ValueError as err:
-                        raise ValueError(f'{path}:{number}: {err}') from None
-                stamps = tuple(stamps)
-            self._stamp_cache[path] = stamps
+            self._stamp_cache[path] = (tuple(read_kitti_timestamps_ns(path))
+                                       if path.is_file() else None)
         return self._stamp_cache[path]
 
     def _oxts(self, entry: KittiEntry):

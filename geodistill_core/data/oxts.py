@@ -129,6 +129,20 @@ def parse_kitti_timestamp(text: str) -> int:
     return seconds * _NS_PER_S + int((frac or '0').ljust(9, '0'))
 
 
+def read_kitti_timestamps_ns(path: Path) -> list[int]:
+    """A KITTI timestamps.txt -> integer UTC nanoseconds per non-blank line; a malformed
+    line raises ValueError naming file:line."""
+    stamps = []
+    for number, text in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            stamps.append(parse_kitti_timestamp(text))
+        except ValueError as err:
+            raise ValueError(f'{path}:{number}: {err}') from None
+    return stamps
+
+
 def format_kitti_timestamp(ns: int) -> str:
     """Integer nanoseconds since the Unix epoch -> ``'YYYY-MM-DD hh:mm:ss.fffffffff'`` (UTC)."""
     seconds, frac_ns = divmod(int(ns), _NS_PER_S)

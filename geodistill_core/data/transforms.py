@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import torch
+
+T = TypeVar('T')
 
 
 def read_rgb_uint8(path: str | Path) -> np.ndarray:
@@ -101,3 +104,12 @@ def held_out_mask(group_keys: Sequence[Hashable], fraction: float, seed: int) ->
     order = np.random.default_rng(np.random.SeedSequence([int(seed)])).permutation(len(unique))
     held = {unique[i] for i in order[:n_held]}
     return np.array([str(k) in held for k in group_keys], dtype=bool)
+
+
+def held_out_split(items: Sequence[T], group_keys: Sequence[Hashable], fraction: float,
+                   seed: int, held_out: bool) -> list[T]:
+    """The items of the held-out groups (held_out=True, 'val') or of the others ('train'),
+    with the groups chosen by held_out_mask(group_keys, fraction, seed)."""
+    held = held_out_mask(group_keys, fraction, seed)
+    keep = held if held_out else ~held
+    return [item for item, k in zip(items, keep, strict=True) if k]

@@ -61,7 +61,7 @@ from torch.utils.data import Dataset
 
 from geodistill_core.data.samplers import SamplingLayout
 from geodistill_core.data.transforms import (
-    held_out_mask,
+    held_out_split,
     item_rng,
     read_rgb_uint8,
     resize_rgb,
@@ -206,10 +206,9 @@ class VigorDataset(Dataset):
             label_path = self.root / SPLITS_DIR / city / self.config.label_file_name()
             entries += read_vigor_label_file(label_path, city, self.config.positive_only)
         if self.config.split != 'test' and self.config.val_fraction > 0:
-            held = held_out_mask([f'{e.city}/{e.tile_names[0]}' for e in entries],
-                                 self.config.val_fraction, self.config.val_seed)
-            keep = held if self.config.split == 'val' else ~held
-            entries = [e for e, k in zip(entries, keep, strict=True) if k]
+            entries = held_out_split(entries, [f'{e.city}/{e.tile_names[0]}' for e in entries],
+                                     self.config.val_fraction, self.config.val_seed,
+                                     held_out=self.config.split == 'val')
         if not entries:
             raise ValueError(f'no VIGOR samples for {self.config} under {self.root}')
         self.entries: tuple[VigorEntry, ...] = tuple(entries)

@@ -32,13 +32,9 @@ import hashlib
 import importlib
 import json
 import logging
-import os
 from pathlib import Path
-import shutil
 import subprocess
-import tempfile
 from typing import Any
-import uuid
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
@@ -46,6 +42,7 @@ from safetensors.torch import save as save_safetensors_bytes
 import torch
 from torch import nn
 
+from geodistill_core.atomic_dir import write_directory_atomic
 from geodistill_core.models.backbones.weights import WeightsMismatchError, load_state_dict_strict
 from geodistill_core.version import __version__
 
@@ -206,34 +203,6 @@ def _check_overwritable(path: Path) -> None:
                                 'to overwrite it. Choose another path or remove it')
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, 'wb') as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _publish(staging: Path, path: Path) -> None:
-    """Rename `staging` to `path`, moving an existing checkpoint aside first."""
-    if path.exists():
-        old = path.with_name(f'.{path.name}.old-{uuid.uuid4().hex[:8]}')
-        os.replace(path, old)
-        try:
-            os.replace(staging, path)
-        except OSError:
-            os.replace(old, path)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, path)
-    with contextlib.suppress(OSError):  # make the rename durable where the OS allows it
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(path: str | Path, model: nn.Module, config: dict[str, Any],
                     provenance: dict[str, Any]) -> Path:
     """Write the checkpoint directory `path` atomically; returns it.
@@ -267,14 +236,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict[str, Any],
               'weights': {'file': WEIGHTS_FILE, 'sha256': hashlib.sha256(weights).hexdigest(),
                           'num_tensors': len(tensors)}}
     text = _to_json(record, 'provenance', path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{path.name}.tmp-', dir=path.parent))
-    try:
-        _write_synced(staging / WEIGHTS_FILE, weights)
-        _write_synced(staging / CONFIG_FILE, text.encode())
-        _publish(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_directory_atomic(path, {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()})
     logger.info('saved checkpoint %s (%s, %d tensors)', path, config['architecture'],
                 len(tensors))
     return path

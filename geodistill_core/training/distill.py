@@ -31,7 +31,7 @@ from geodistill_core.training.adapter import (
 from geodistill_core.training.config import DistillConfig, WeakConfig
 from geodistill_core.training.ema import TeacherSchedule
 from geodistill_core.training.ground_masks import draw_ground_mask
-from geodistill_core.training.objective import Objective
+from geodistill_core.training.objective import Objective, batch_sums
 from geodistill_core.training.weak import WeakLossModule
 
 
@@ -132,5 +132,5 @@ class DistillObjective(Objective):
             if self._validator is None:
                 out['loss'] = (distill * B, B)
         if self._validator is not None and B >= 2:
-            out.update({k: (float(v) * B, B) for k, v in self._validator(batch, 0).items()})
+            out.update(batch_sums(self._validator(batch, 0), B))
         return out

@@ -47,12 +47,18 @@ class Objective:
         return self
 
 
-class WeakObjective(Objective):
-    """The weakly supervised base model (method.md section 3) for a location model."""
+def batch_sums(terms: dict[str, torch.Tensor],
+               batch_size: int) -> dict[str, tuple[float, int]]:
+    """Validation sums {'name': (mean term * batch_size, batch_size)} of scalar terms."""
+    return {k: (float(v) * batch_size, batch_size) for k, v in terms.items()}
 
-    def __init__(self, model: nn.Module, weak_config, yaw_key: str = 'yaw_rad') -> None:
+
+class ModelObjective(Objective):
+    """One model trained through a loss module wrapping it; saved and exported as 'model'."""
+
+    def __init__(self, model: nn.Module, train_module: nn.Module) -> None:
         self.model = model
-        self.train_module = WeakLossModule(model, weak_config, yaw_key)
+        self.train_module = train_module
 
     def state_modules(self) -> dict[str, nn.Module]:
         return {'model': self.model}
@@ -60,10 +66,16 @@ class WeakObjective(Objective):
     def export_module(self) -> nn.Module:
         return self.model
 
+
+class WeakObjective(ModelObjective):
+    """The weakly supervised base model (method.md section 3) for a location model."""
+
+    def __init__(self, model: nn.Module, weak_config, yaw_key: str = 'yaw_rad') -> None:
+        super().__init__(model, WeakLossModule(model, weak_config, yaw_key))
+
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict[str, tuple[float, int]]:
         B = batch['ground'].shape[0]
         if B < 2:  # the in-batch triplet needs a negative
             return {}
-        terms = self.train_module(batch, 0)
-        return {f'{k}': (float(v) * B, B) for k, v in terms.items()}
+        return batch_sums(self.train_module(batch, 0), B)

@@ -10,8 +10,8 @@ The orientation model contract (models.orientation.OrientationEstimator):
 model(satellite_rgb01 (B, 3, S, S), panorama_rgb01 (B, 3, H, W), prior_yaw_rad (B,)) ->
 an output with `logits` (B, n_bins) (and `offset_rad` (B,) when it decodes itself), or
 the logits tensor. The loss is model.loss(output, offset_rad) when the model has one,
-else the Gaussian-label CE of losses.orientation_ce_loss over yaw_bins(prior_range_deg,
-bin_deg). No position label is used.
+else the Gaussian-label CE of models.orientation.yaw_offset_loss over
+yaw_bin_centers_deg(prior_range_deg, bin_deg). No position label is used.
 """
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ import math
 import torch
 from torch import nn
 
+from geodistill_core.geodesy import wrap_angle_rad
 from geodistill_core.geometry import roll_panorama
-from geodistill_core.losses import angle_to_bin, decode_orientation, orientation_ce_loss, yaw_bins
+from geodistill_core.models.orientation.yaw_bins import (
+    decode_yaw_offset_deg,
+    yaw_bin_centers_deg,
+    yaw_offset_loss,
+)
 from geodistill_core.training.config import OrientationConfig
-from geodistill_core.training.objective import Objective
-
-
-def wrap_rad(angle_rad: torch.Tensor) -> torch.Tensor:
-    """Angles wrapped to [-pi, pi)."""
-    return torch.remainder(angle_rad + math.pi, 2 * math.pi) - math.pi
+from geodistill_core.training.objective import ModelObjective, batch_sums
 
 
 class OrientationLossModule(nn.Module):
@@ -42,8 +42,9 @@ class OrientationLossModule(nn.Module):
         if model_range is not None and config.prior_range_deg > model_range + 1e-9:
             raise ValueError(f'rotations up to +-{config.prior_range_deg} deg exceed the '
                              f"model's bins (+-{model_range} deg)")
-        self.register_buffer('bin_centers_deg', yaw_bins(config.prior_range_deg,
-                                                         config.bin_deg), persistent=False)
+        self.register_buffer('bin_centers_deg',
+                             yaw_bin_centers_deg(config.prior_range_deg, config.bin_deg),
+                             persistent=False)
 
     def rotated(self, batch: dict, step_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(ground images to score, their target offset true - prior in radians (B,))."""
@@ -55,7 +56,7 @@ class OrientationLossModule(nn.Module):
             extra = (2.0 * u - 1.0) * math.radians(self.config.prior_range_deg)
             ground = roll_panorama(ground, (-extra).to(ground))
             offset = offset - extra.to(offset.device)
-        return ground, wrap_rad(offset)
+        return ground, wrap_angle_rad(offset)
 
     def forward(self, batch: dict, step_seed: int = 0) -> dict[str, torch.Tensor]:
         ground, offset_rad = self.rotated(batch, step_seed)
@@ -69,31 +70,21 @@ class OrientationLossModule(nn.Module):
         if hasattr(self.model, 'loss') and hasattr(out, 'logits'):
             loss = self.model.loss(out, target)
         else:
-            loss = orientation_ce_loss(logits.float(), angle_to_bin(torch.rad2deg(target),
-                                                                    centers),
-                                       self.config.sigma_bins)
+            loss = yaw_offset_loss(logits.float(), target, centers, self.config.sigma_bins)
         with torch.no_grad():
             predicted = getattr(out, 'offset_rad', None)
             if predicted is None:
-                predicted = torch.deg2rad(decode_orientation(logits.float(), centers))
-            error = torch.rad2deg(wrap_rad(predicted.float() - target).abs()).mean()
+                predicted = torch.deg2rad(decode_yaw_offset_deg(logits.float(), centers))
+            error = torch.rad2deg(wrap_angle_rad(predicted.float() - target).abs()).mean()
         return {'loss': loss, 'abs_error_deg': error}
 
 
-class OrientationObjective(Objective):
+class OrientationObjective(ModelObjective):
     """Train an orientation model; validation reports loss and mean |error| degrees."""
 
     def __init__(self, model: nn.Module, config: OrientationConfig) -> None:
-        self.model = model
-        self.train_module = OrientationLossModule(model, config)
-
-    def state_modules(self) -> dict[str, nn.Module]:
-        return {'model': self.model}
-
-    def export_module(self) -> nn.Module:
-        return self.model
+        super().__init__(model, OrientationLossModule(model, config))
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict[str, tuple[float, int]]:
-        B = batch['ground'].shape[0]
-        return {k: (float(v) * B, B) for k, v in self.train_module(batch, 0).items()}
+        return batch_sums(self.train_module(batch, 0), batch['ground'].shape[0])

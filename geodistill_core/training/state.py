@@ -20,13 +20,9 @@ import hashlib
 import io
 import json
 import logging
-import os
 from pathlib import Path
 import random
-import shutil
-import tempfile
 from typing import Any
-import uuid
 
 import numpy as np
 from safetensors.torch import load as load_safetensors_bytes
@@ -34,6 +30,7 @@ from safetensors.torch import save as save_safetensors_bytes
 import torch
 from torch import nn
 
+from geodistill_core.atomic_dir import write_directory_atomic
 from geodistill_core.models.backbones import load_state_dict_strict
 
 logger = logging.getLogger(__name__)
@@ -89,34 +86,6 @@ def _torch_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, 'wb') as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _publish(staging: Path, path: Path) -> None:
-    """Rename staging onto path, moving an existing directory aside first."""
-    if path.exists():
-        old = path.with_name(f'.{path.name}.old-{uuid.uuid4().hex[:8]}')
-        os.replace(path, old)
-        try:
-            os.replace(staging, path)
-        except OSError:
-            os.replace(old, path)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, path)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_training_state(path: str | Path, modules: dict[str, nn.Module],
                         optimizer: torch.optim.Optimizer, progress: dict[str, Any],
                         scheduler=None, scaler=None) -> Path:
@@ -141,15 +110,7 @@ def save_training_state(path: str | Path, modules: dict[str, nn.Module],
         text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise TrainingStateError(f'{path}: progress is not JSON-serialisable: {error}') from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{path.name}.tmp-', dir=path.parent))
-    try:
-        for name, data in files.items():
-            _write_synced(staging / name, data)
-        _write_synced(staging / META_FILE, text.encode())
-        _publish(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_directory_atomic(path, {**files, META_FILE: text.encode()})
     logger.debug('saved training state %s (step %s)', path, progress.get('step'))
     return path
 

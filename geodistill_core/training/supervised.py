@@ -19,7 +19,7 @@ from torch import nn
 from geodistill_core.geometry import offset_en_m_to_pixel
 from geodistill_core.losses import gaussian_target, heatmap_cross_entropy
 from geodistill_core.training.adapter import POSITION_LABEL_KEY, batch_to_location_inputs
-from geodistill_core.training.objective import Objective
+from geodistill_core.training.objective import ModelObjective, batch_sums
 
 GAUSSIAN_SIGMA_FRACTION = 4.0 / 512.0
 
@@ -76,22 +76,15 @@ class SupervisedLossModule(nn.Module):
         return {'loss': gaussian_heatmap_loss(list(out.scores), cell_m, truth, side_m)}
 
 
-class SupervisedObjective(Objective):
+class SupervisedObjective(ModelObjective):
     """Position-supervised training of a location model (the CCVPE teacher only)."""
 
     strip_labels = False
 
     def __init__(self, model: nn.Module, yaw_key: str = 'yaw_rad') -> None:
-        self.model = model
-        self.train_module = SupervisedLossModule(model, yaw_key)
-
-    def state_modules(self) -> dict[str, nn.Module]:
-        return {'model': self.model}
-
-    def export_module(self) -> nn.Module:
-        return self.model
+        super().__init__(model, SupervisedLossModule(model, yaw_key))
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict[str, tuple[float, int]]:
-        B = batch['ground'].shape[0]
-        return {'loss': (float(self.train_module(batch, 0)['loss']) * B, B)}
+        loss = self.train_module(batch, 0)['loss']
+        return batch_sums({'loss': loss}, batch['ground'].shape[0])

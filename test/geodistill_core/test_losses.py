@@ -1,4 +1,4 @@
-"""Losses: hand-computed CE/KL, teacher isolation, triplet, Gaussian labels and decoding."""
+"""Losses: hand-computed CE/KL, teacher isolation, triplet, Gaussian heatmap targets."""
 import math
 
 import pytest
@@ -6,19 +6,13 @@ import torch
 
 from geodistill_core.losses import (
     DistillationLossConfig,
-    angle_to_bin,
     best_match_distance,
-    decode_orientation,
     distillation_cross_entropy,
     distillation_kl,
     distillation_loss,
     gaussian_target,
     heatmap_cross_entropy,
-    orientation_ce_loss,
-    orientation_std_deg,
-    orientation_target,
     weak_triplet_loss,
-    yaw_bins,
 )
 
 
@@ -188,59 +182,6 @@ def test_gaussian_target_normalised_and_centred():
     var_row = (t[0] * (rows - 10.25) ** 2).sum().item()
     assert var_row == pytest.approx(4.0, rel=1e-3)
     assert t[1].argmax().item() == 0
-
-
-def test_yaw_bins():
-    bins = yaw_bins(45, 1)
-    assert bins.shape == (91,) and bins[0] == -45 and bins[-1] == 45 and bins[45] == 0
-    assert yaw_bins(10, 0.5).shape == (41,)
-    with pytest.raises(ValueError):
-        yaw_bins(45, 2)
-
-
-def test_orientation_ce_by_hand_and_minimal_at_the_label():
-    target = torch.tensor([2.3], dtype=torch.float64)
-    label = orientation_target(6, target, sigma_bins=1.0)[0]
-    w = [math.exp(-0.5 * (i - 2.3) ** 2) for i in range(6)]
-    assert label.tolist() == pytest.approx([x / sum(w) for x in w], rel=1e-12)
-    logits = torch.tensor([[0.1, 0.4, 1.0, 0.8, -0.3, 0.0]], dtype=torch.float64)
-    log_p = torch.log_softmax(logits, dim=1)[0]
-    expected = -(label * log_p).sum().item()
-    assert orientation_ce_loss(logits, target).item() == pytest.approx(expected, rel=1e-12)
-    at_label = label.log().unsqueeze(0).requires_grad_(True)
-    orientation_ce_loss(at_label, target).backward()
-    assert at_label.grad.abs().max() < 1e-12
-
-
-def test_decoding_gaussian_labels_is_sub_degree_exact():
-    bins = yaw_bins(45, 1, dtype=torch.float64)
-    angles = torch.linspace(-44.5, 44.5, 357, dtype=torch.float64)  # many between bins
-    labels = orientation_target(bins.shape[0], angle_to_bin(angles, bins), sigma_bins=1.0)
-    ours = decode_orientation(labels.log(), bins)
-    assert (ours - angles).abs().max() < 0.05
-    # invariant to the scale and shift of logits (a trained net's softmax temperature)
-    assert (decode_orientation(3.0 * labels.log() + 7.0, bins) - angles).abs().max() < 0.05
-    # argmax-only decoding has a half-bin error floor, and decoding at bin edges while
-    # the labels sit at bin centres (two mappings mixed, as in the reference) up to a bin
-    argmax_only = bins[labels.argmax(dim=1)]
-    assert (argmax_only - angles).abs().max() > 0.45
-    mixed = argmax_only + 0.5
-    assert (mixed - angles).abs().max() > 0.7  # 0.75 on this 0.25-degree sampling
-    # beyond the last centre (within half a bin) is still decoded, not snapped
-    beyond = orientation_target(91, torch.tensor([-0.4, 90.3], dtype=torch.float64))
-    assert decode_orientation(beyond.log(), bins).tolist() == pytest.approx([-45.4, 45.3])
-    # float32 logits work too
-    assert (decode_orientation(labels.log().float(), bins.float()) - angles.float()).abs().max() \
-        < 0.05
-
-
-def test_decoding_at_the_range_ends_and_spread():
-    bins = yaw_bins(45, 1, dtype=torch.float64)
-    labels = orientation_target(91, torch.tensor([0.0, 90.0], dtype=torch.float64))
-    assert decode_orientation(labels.log(), bins).tolist() == pytest.approx([-45.0, 45.0])
-    mid = orientation_target(91, torch.tensor([45.3], dtype=torch.float64))
-    std = orientation_std_deg(mid.log(), bins)
-    assert std.item() == pytest.approx(math.sqrt(1.0 + 1 / 12), rel=1e-3)
 
 
 def test_gradcheck_distillation_and_triplet():

@@ -18,7 +18,6 @@ A JSON sidecar (``<name>.json``) records the datum, CRS, transform and world.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import json
 import math
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ from rasterio.crs import CRS
 
 from geodistill_core.data.synthetic.appearance import apply_look
 from geodistill_core.data.synthetic.config import ViewLook
+from geodistill_core.data.synthetic.export_io import write_json_atomic
 from geodistill_core.data.synthetic.georef import Georeference
 from geodistill_core.data.synthetic.satellite import render_satellite_linear
 from geodistill_core.data.synthetic.world import World
@@ -161,8 +161,5 @@ def export_geotiff(world: World, georef: Georeference, path: str | Path,
                'world_seed': world.seed, 'style': world.style.name, 'look_seed': seed,
                'convergence_deg': math.degrees(convergence),
                'world_frame': 'local ENU at the datum (the world south-west corner), metres'}
-    side = path.with_suffix('.json')
-    side_tmp = side.with_name(f'.{side.name}.tmp')
-    side_tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + '\n')
-    os.replace(side_tmp, side)
+    write_json_atomic(path.with_suffix('.json'), sidecar)
     return GeoTiffExport(path, epsg, transform, height, width, convergence)

@@ -53,12 +53,8 @@ from geodistill_core.data.kitti import (
 )
 from geodistill_core.data.oxts import OxtsRecord, format_kitti_timestamp, format_oxts_line
 from geodistill_core.data.synthetic.drive import hide_ground_cars_near, sample_drive
-from geodistill_core.data.synthetic.export_vigor import (
-    TRUTH_DIR,
-    item_seed,
-    write_bytes_atomic,
-    write_image,
-)
+from geodistill_core.data.synthetic.export_io import item_seed, write_bytes_atomic, write_image
+from geodistill_core.data.synthetic.export_vigor import TRUTH_DIR
 from geodistill_core.data.synthetic.georef import CITY_INDEX, SyntheticCity
 from geodistill_core.data.synthetic.pinhole import KITTI_CAMERA, PinholeCamera, render_pinhole
 from geodistill_core.data.synthetic.poses import CameraPose

@@ -32,13 +32,17 @@ import io
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from geodistill_core.data.synthetic.export_io import (
+    item_seed,
+    write_bytes_atomic,
+    write_image,
+    write_json_atomic,
+)
 from geodistill_core.data.synthetic.georef import CITY_INDEX, SyntheticCity, format_degrees
 from geodistill_core.data.synthetic.panorama import render_panorama
 from geodistill_core.data.synthetic.poses import VIGOR_CAMERA_HEIGHT_M, CameraPose
@@ -79,32 +83,6 @@ class VigorExportConfig:
                              f'{self.pano_hw}')
         if not 0.0 <= self.same_area_test_fraction <= 1.0:
             raise ValueError('same_area_test_fraction must lie in [0, 1]')
-
-
-def item_seed(*keys: int) -> int:
-    """A 32-bit seed from integer keys (SeedSequence), e.g. item_seed(seed, city, purpose, i)."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_image(path: Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:
-    """Write an RGB uint8 image atomically; the format follows the suffix (.png or .jpg)."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if path.suffix == '.jpg' else []
-    ok, buf = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[..., ::-1]), params)
-    if not ok:
-        raise RuntimeError(f'OpenCV could not encode {path}')
-    write_bytes_atomic(path, buf.tobytes())
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode())
 
 
 def tile_width_m(meters_per_px_640: float) -> float:

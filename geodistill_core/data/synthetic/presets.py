@@ -38,6 +38,7 @@ import time
 
 from geodistill_core.data.synthetic.config import WorldConfig
 from geodistill_core.data.synthetic.export_geotiff import GeoTiffConfig, export_geotiff
+from geodistill_core.data.synthetic.export_io import item_seed, write_json_atomic
 from geodistill_core.data.synthetic.export_kitti import (
     KittiDriveConfig,
     drive_folder,
@@ -50,8 +51,6 @@ from geodistill_core.data.synthetic.export_kitti import (
 from geodistill_core.data.synthetic.export_vigor import (
     VigorExportConfig,
     export_vigor_city,
-    item_seed,
-    write_json_atomic,
     write_vigor_meta,
 )
 from geodistill_core.data.synthetic.georef import CITY_INDEX, get_city

@@ -36,7 +36,6 @@ from geodistill_core.models.ccvpe.pinhole_canvas import pinhole_to_panorama
 from geodistill_core.models.ccvpe.supervised_loss import (
     CcvpeLossConfig,
     ccvpe_supervised_loss,
-    gaussian_heatmap_target,
 )
 
 __all__ = [
@@ -54,7 +53,6 @@ __all__ = [
     'build_encoder',
     'ccvpe_supervised_loss',
     'efficientnet_b0_encoder',
-    'gaussian_heatmap_target',
     'is_width_circular',
     'make_width_circular_',
     'orientation_cosine',

@@ -67,17 +67,3 @@ def build_encoder(backbone: str) -> nn.Module:
     if backbone == 'tiny':
         return tiny_encoder()
     raise ValueError(f"backbone must be 'efficientnet_b0' or 'tiny', got {backbone!r}")
-
-
-def select_level(outputs, key, channels: int, batch: int, name: str) -> torch.Tensor:
-    """outputs[key] of an encoder's list/dict output, checked to be (batch, channels, h, w)."""
-    try:
-        feature = outputs[key]
-    except (KeyError, IndexError, TypeError) as error:
-        available = list(outputs) if isinstance(outputs, dict) else f'{len(outputs)} levels'
-        raise ValueError(f'{name} encoder output has no level {key!r} '
-                         f'(it has {available})') from error
-    if feature.dim() != 4 or feature.shape[0] != batch or feature.shape[1] != channels:
-        raise ValueError(f'{name} level {key!r} must be (B, C, h, w) = ({batch}, {channels}, '
-                         f'h, w), got {tuple(feature.shape)}')
-    return feature

@@ -28,13 +28,14 @@ from geodistill_core.masking import apply_image_mask
 from geodistill_core.models.ccvpe.circular_padding import make_width_circular_
 from geodistill_core.models.ccvpe.config import DescriptorEstimatorConfig
 from geodistill_core.models.ccvpe.decoder import CoarseToFineDecoder
-from geodistill_core.models.ccvpe.encoders import build_encoder, select_level
+from geodistill_core.models.ccvpe.encoders import build_encoder
 from geodistill_core.models.ccvpe.ground_descriptor import (
     OrientationAwareDescriptor,
     slot_visibility,
 )
 from geodistill_core.models.ccvpe.pinhole_canvas import pinhole_to_panorama
 from geodistill_core.models.correlation.location_scores import LocationScores
+from geodistill_core.models.feature_levels import select_level
 
 NORTH_ALIGNED_YAW_RAD = math.pi / 2
 

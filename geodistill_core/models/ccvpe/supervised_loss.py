@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from geodistill_core.losses import gaussian_target, heatmap_cross_entropy
 from geodistill_core.models.ccvpe.estimator import DescriptorScores
 
 HEATMAP_LEVELS = ('all', 'finest')
@@ -43,17 +44,6 @@ class CcvpeLossConfig:
                              f'got {self.heatmap_levels!r}')
         if not (self.sigma_px_at_512 > 0 and self.infonce_temperature > 0):
             raise ValueError('sigma_px_at_512 and infonce_temperature must be > 0')
-
-
-def gaussian_heatmap_target(size_px: int, center_rc_px: torch.Tensor,
-                            sigma_px: float) -> torch.Tensor:
-    """(B, s, s) Gaussians at center_rc_px (B, 2) (row, col), each summing to 1."""
-    c = center_rc_px.to(torch.float32) if not center_rc_px.is_floating_point() else center_rc_px
-    grid = torch.arange(size_px, device=c.device, dtype=c.dtype)
-    d2 = ((grid.view(1, -1, 1) - c[:, 0].view(-1, 1, 1)) ** 2
-          + (grid.view(1, 1, -1) - c[:, 1].view(-1, 1, 1)) ** 2)
-    log_g = d2 * (-0.5 / sigma_px ** 2)
-    return torch.softmax(log_g.flatten(1), dim=1).view_as(d2)
 
 
 def level_position(true_rc_px: torch.Tensor, satellite_size_px: int,
@@ -100,10 +90,9 @@ def ccvpe_supervised_loss(output: DescriptorScores, true_rc_px: torch.Tensor,
     ce_terms = []
     for logits in levels:
         s = logits.shape[-1]
-        target = gaussian_heatmap_target(s, level_position(rc, S, s),
-                                         config.sigma_px_at_512 * s / 512.0)
-        log_p = F.log_softmax(logits.flatten(1), dim=1)
-        ce_terms.append(-(target.flatten(1) * log_p).sum(dim=1).mean())
+        target = gaussian_target(s, s, level_position(rc, S, s),
+                                 config.sigma_px_at_512 * s / 512.0)
+        ce_terms.append(heatmap_cross_entropy(target, logits))
     heatmap = torch.stack(ce_terms).mean()
     infonce = torch.stack([
         info_nce(m, level_position(rc, S, m.shape[-1]), config.infonce_temperature)

@@ -42,6 +42,7 @@ from geodistill_core.models.correlation.sliding_correlation import (
     POSITIONS,
     masked_cosine_correlation,
 )
+from geodistill_core.models.feature_levels import select_level
 
 NORTH_ALIGNED_PANORAMA_YAW_RAD = math.pi / 2
 
@@ -130,20 +131,6 @@ class LevelGeometry:
     template_hw: tuple[int, int]
 
 
-def _select(outputs, key, level_channels: int, batch: int, name: str) -> torch.Tensor:
-    """One level of an extractor's output, shape-checked."""
-    try:
-        feature = outputs[key]
-    except (KeyError, IndexError, TypeError) as error:
-        available = list(outputs) if isinstance(outputs, dict) else f'{len(outputs)} levels'
-        raise ValueError(f'{name} extractor output has no level {key!r} '
-                         f'(it has {available})') from error
-    if feature.dim() != 4 or feature.shape[0] != batch or feature.shape[1] != level_channels:
-        raise ValueError(f'{name} level {key!r} must be (B, C, h, w) = ({batch}, '
-                         f'{level_channels}, h, w), got {tuple(feature.shape)}')
-    return feature
-
-
 class CorrelationLocationEstimator(nn.Module):
     """Ground BEV templates x satellite feature maps -> masked cosine heatmaps per level."""
 
@@ -163,7 +150,7 @@ class CorrelationLocationEstimator(nn.Module):
             raise ValueError(f'satellite_images must be (B, 3, Hs, Ws), '
                              f'got {tuple(satellite_images.shape)}')
         outputs = self.satellite_extractor(satellite_images)
-        return [_select(outputs, level.feature_key, level.channels, satellite_images.shape[0],
+        return [select_level(outputs, level.feature_key, level.channels, satellite_images.shape[0],
                         'satellite') for level in self.config.levels]
 
     def level_geometry(self, satellite_hw_px: tuple[int, int],
@@ -205,7 +192,7 @@ class CorrelationLocationEstimator(nn.Module):
         yaw_rad = ground_yaw_rad.to(device=ground_images.device, dtype=geo_dtype)
         templates = []
         for index, (level, geo) in enumerate(zip(self.config.levels, geometry, strict=True)):
-            features = _select(outputs, level.feature_key, level.channels, B, 'ground')
+            features = select_level(outputs, level.feature_key, level.channels, B, 'ground')
             if self.confidence_heads is None:
                 confidence = features.new_ones(B, 1, *features.shape[-2:])
             else:

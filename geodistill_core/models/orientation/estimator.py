@@ -26,12 +26,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from geodistill_core.geodesy import wrap_angle_rad
 from geodistill_core.geometry import downward_view_grid, panorama_bev_grid, sample_image
-from geodistill_core.models.ccvpe.encoders import build_encoder, select_level
+from geodistill_core.models.ccvpe.encoders import build_encoder
+from geodistill_core.models.feature_levels import select_level
 from geodistill_core.models.orientation.config import OrientationEstimatorConfig
 from geodistill_core.models.orientation.yaw_bins import (
     decode_yaw_offset_deg,
-    wrap_angle_rad,
     yaw_bin_centers_deg,
     yaw_offset_loss,
     yaw_spread_deg,
@@ -45,7 +46,7 @@ class OrientationOutput:
     """offset_rad: (B,) yaw offset from the prior (positive: camera counter-clockwise of
     the prior, map frame). std_rad: (B,) spread of the bin distribution around it.
     logits: (B, n_bins) over yaw_bin_centers_deg. yaw_rad: (B,) prior + offset, wrapped
-    to [-pi, pi)."""
+    to (-pi, pi]."""
 
     offset_rad: torch.Tensor
     std_rad: torch.Tensor

@@ -15,10 +15,11 @@ offset means the camera's yaw is counter-clockwise of the prior, true yaw = prio
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from geodistill_core.geodesy import wrap_angle_rad
+from geodistill_core.heatmap import parabola_vertex_offset
 
 
 def yaw_bin_centers_deg(prior_range_deg: float = 45.0, bin_deg: float = 1.0, device=None,
@@ -78,36 +79,38 @@ def decode_yaw_offset_deg(logits: torch.Tensor, centers_deg: torch.Tensor) -> to
 
     The parabola goes through the log-probabilities of bins c - 1, c, c + 1 with c the
     argmax i moved off the end bins; its vertex is kept within i +- 0.5 bins (so the end
-    bins can decode up to half a bin beyond the range). Not differentiable.
+    bins can decode up to half a bin beyond the range). Exact for Gaussian labels (their
+    log is a parabola), invariant to the scale and shift of the logits. Not differentiable.
     """
     n = centers_deg.shape[0]
-    if logits.dim() != 2 or logits.shape[1] != n:
-        raise ValueError(f'logits must be (B, {n}), got {tuple(logits.shape)}')
+    if logits.dim() != 2 or logits.shape[1] != n or n < 3:
+        raise ValueError(f'logits must be (B, {n}) over {n} bin centres (at least 3), '
+                         f'got {tuple(logits.shape)}')
     log_p = F.log_softmax(logits.detach().to(torch.float64), dim=1)
     i = log_p.argmax(dim=1)
     c = i.clamp(1, n - 2)
     rows = torch.arange(log_p.shape[0], device=log_p.device)
-    left, centre, right = log_p[rows, c - 1], log_p[rows, c], log_p[rows, c + 1]
-    curvature = left - 2.0 * centre + right
-    ok = torch.isfinite(curvature) & (curvature < 0)
-    delta = torch.where(ok, 0.5 * (left - right) / torch.where(ok, curvature, -1.0), 0.0)
-    bin_float = torch.minimum(torch.maximum(c + delta.clamp(-1.5, 1.5), i - 0.5), i + 0.5)
+    delta = parabola_vertex_offset(log_p[rows, c - 1], log_p[rows, c], log_p[rows, c + 1],
+                                   limit=1.5)
+    bin_float = torch.minimum(torch.maximum(c + delta, i - 0.5), i + 0.5)
     return bin_to_offset(bin_float, centers_deg.to(bin_float)).to(logits.dtype)
 
 
 def yaw_spread_deg(logits: torch.Tensor, centers_deg: torch.Tensor,
-                   around_deg: torch.Tensor) -> torch.Tensor:
-    """Standard deviation (B,) degrees of the bin distribution softmax(logits) around
-    around_deg (B,) (the decoded offset). It includes the label width (sigma = 1 bin), so
-    a confident, well-trained estimator reports about one bin."""
+                   around_deg: torch.Tensor | None = None,
+                   bin_width_floor: bool = False) -> torch.Tensor:
+    """Standard deviation (B,) degrees of the bin distribution softmax(logits) (B, n)
+    around around_deg (B,) (the decoded offset; default the distribution's mean). It
+    includes the label width (sigma = 1 bin), so a confident, well-trained estimator
+    reports about one bin. bin_width_floor adds the quantisation variance bin_deg^2 / 12."""
     p = F.softmax(logits.detach(), dim=1)
     centres = centers_deg.to(p).view(1, -1)
-    return ((p * (centres - around_deg.to(p).view(-1, 1)) ** 2).sum(dim=1)).sqrt()
-
-
-def wrap_angle_rad(angle_rad: torch.Tensor) -> torch.Tensor:
-    """Wrap to [-pi, pi)."""
-    return torch.remainder(angle_rad + math.pi, 2 * math.pi) - math.pi
+    mu = (p * centres).sum(dim=1) if around_deg is None else around_deg.to(p)
+    var = (p * (centres - mu.view(-1, 1)) ** 2).sum(dim=1)
+    if bin_width_floor:
+        step = _step_deg(centers_deg)
+        var = var + step * step / 12.0
+    return var.sqrt()
 
 
 def yaw_offset_rad(true_yaw_rad: torch.Tensor, prior_yaw_rad: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from geodistill_core.data.oxts import (
     oxts_yaw_to_map_yaw_rad,
     parse_kitti_timestamp,
     parse_oxts_line,
+    read_kitti_timestamps_ns,
     read_oxts_file,
 )
 
@@ -123,3 +124,13 @@ def test_timestamp_round_trip(text):
 def test_timestamp_rejects_bad_text(text):
     with pytest.raises(ValueError, match='timestamp'):
         parse_kitti_timestamp(text)
+
+
+def test_timestamps_file_skips_blank_lines_and_names_the_bad_line(tmp_path):
+    path = tmp_path / 'timestamps.txt'
+    path.write_text('2011-09-26 13:02:25.5\n\n2011-09-26 13:02:26\n')
+    assert read_kitti_timestamps_ns(path) == [1317042145 * 10**9 + 5 * 10**8,
+                                              1317042146 * 10**9]
+    path.write_text('2011-09-26 13:02:25.5\ngarbage\n')
+    with pytest.raises(ValueError, match=r'timestamps\.txt:2: .*timestamp'):
+        read_kitti_timestamps_ns(path)

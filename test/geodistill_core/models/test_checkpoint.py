@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
 
-from geodistill_core.models import checkpoint as ckpt
+from geodistill_core import atomic_dir
 from geodistill_core.models.backbones import BackboneConfig, build_backbone
 from geodistill_core.models.backbones.architecture import backbone_checkpoint_config
 from geodistill_core.models.checkpoint import (
@@ -145,7 +145,7 @@ def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
 
     def fail(*args, **kwargs):
         raise OSError('disk full')
-    monkeypatch.setattr(ckpt, '_write_synced', fail)
+    monkeypatch.setattr(atomic_dir, '_write_synced', fail)
     with pytest.raises(OSError, match='disk full'):
         save_checkpoint(path, model, _config(), {'steps': 99})
     assert (path / 'model.safetensors').read_bytes() == before

@@ -69,7 +69,7 @@ def test_a_failed_save_keeps_the_previous_state(tmp_path, monkeypatch):
 
     def crash(*args, **kwargs):
         raise OSError('disk full')
-    monkeypatch.setattr('geodistill_core.training.state._write_synced', crash)
+    monkeypatch.setattr('geodistill_core.atomic_dir._write_synced', crash)
     with pytest.raises(OSError):
         save_training_state(tmp_path / 's', {'model': model}, opt, {'step': 2})
     monkeypatch.undo()

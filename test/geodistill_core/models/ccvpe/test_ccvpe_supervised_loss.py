@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 
+from geodistill_core.losses import gaussian_target
 from geodistill_core.models.ccvpe import (
     CcvpeLossConfig,
     DescriptorScores,
     build_descriptor_estimator,
     ccvpe_supervised_loss,
-    gaussian_heatmap_target,
     tiny_descriptor_config,
 )
 from geodistill_core.models.ccvpe.supervised_loss import info_nce, level_position
@@ -18,7 +18,7 @@ SAT_PX = 64
 
 
 def test_gaussian_target_is_normalised_and_centred():
-    target = gaussian_heatmap_target(16, torch.tensor([[3.0, 11.0], [7.5, 7.5]]), 1.5)
+    target = gaussian_target(16, 16, torch.tensor([[3.0, 11.0], [7.5, 7.5]]), 1.5)
     assert target.shape == (2, 16, 16)
     torch.testing.assert_close(target.sum(dim=(1, 2)), torch.ones(2))
     assert divmod(int(target[0].argmax()), 16) == (3, 11)
@@ -48,7 +48,7 @@ def test_perfect_prediction_has_only_the_entropy_floor():
     target's entropy, the orientation term is zero."""
     rc = torch.tensor([[20.0, 33.0]])
     sizes = [8, 16, 32, 64]
-    scores = [torch.log(gaussian_heatmap_target(s, level_position(rc, 64, s), 4 * s / 512)
+    scores = [torch.log(gaussian_target(s, s, level_position(rc, 64, s), 4 * s / 512)
                         + 1e-30) for s in sizes]
     field = torch.zeros(1, 2, 64, 64)
     field[:, 1] = 1.0  # (cos, sin) of pi / 2 everywhere
