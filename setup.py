@@ -39,6 +39,8 @@ setup(
         'console_scripts': [
             'localizer_node = geodistill_ros.node:main',
             'geodistill-kitti2bag = geodistill_ros.kitti_bag:main',
+            'geodistill-replay = geodistill_ros.replay:main',
+            'geodistill-demo = geodistill_ros.demo:main',
         ],
     },
 )

@@ -1,0 +1,687 @@
+"""Replay evaluation: a drive bag through the localizer node, scored against ground truth.
+
+``geodistill-replay BAG --map MAP.tif --out DIR`` starts the real node (console script
+``localizer_node``, use_sim_time) as a subprocess, configured from the bag's sidecar (datum,
+camera mount, image transport) and the model (crop size from its training resolution),
+plays the bag to it over DDS (``bag_player``: original stamps, /clock, waiting for each
+image's outcome or at ``--rate``), records its outputs and writes into DIR:
+
+- ``report.json``: ``metrics`` (trajectory_metrics: localized and GNSS-input error, R@1/3/5
+  m, lateral/longitudinal, yaw, rates, latency, covariance consistency), ``frames``
+  (counts: outputs, rejections by reason, dropped, resent), ``timing`` (wall time,
+  throughput, end-to-end and node latency), ``node_parameters``, ``heading``, ``pictures``;
+- ``frames.csv`` (one row per image), ``node.yaml`` (the node's parameters), ``node.log``;
+- ``trajectory.png`` (truth, GNSS, localized over the satellite map), ``error_over_time.png``,
+  ``error_cdf.png`` (report_plots).
+
+``--offline`` runs the same frames without DDS: the node's own LocalizationPipeline,
+FixBuffer pairing and Localizer in this process, every image processed (deterministic; the
+paced DDS replay processes the same frames, so their metrics agree). Truth and the GNSS
+input are taken at each image stamp (interpolated); frames without output count as misses
+in ``position_all_frames``.
+"""
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import random
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import rclpy
+import yaml
+
+from geodistill_core.geodesy import LocalEnu
+from geodistill_ros import bag_player as bp
+from geodistill_ros.diagnostics import NodeStats
+from geodistill_ros.fix_buffer import FixBuffer
+from geodistill_ros.heading import HeadingSample
+from geodistill_ros.messages import (
+    camera_info_to_pinhole,
+    navsatfix_to_fix,
+    yaw_from_quaternion,
+)
+from geodistill_ros.model_loading import load_localizer, resolve_device
+from geodistill_ros.node_config import config_from_values
+from geodistill_ros.params import SPECS
+from geodistill_ros.pipeline import Frame, LocalizationPipeline, Rejected
+from geodistill_ros.report_plots import write_report_plots
+from geodistill_ros.satellite import MapSourceError, make_source
+from geodistill_ros.trajectory_metrics import FrameRecord, evaluate_trajectory, stack_records
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """One replay. checkpoint '' = the embedded default model. rate None = paced (wait
+    for each image's outcome). params: extra node parameters (name -> value). isolated:
+    a random ROS_DOMAIN_ID and localhost-only discovery for the node and the player.
+    large_message_profile: Fast DDS shared-memory segments for raw images (see
+    FASTDDS_LARGE_MESSAGES_PROFILE; a profile of your own is kept)."""
+
+    bag: Path
+    map_path: Path
+    out_dir: Path
+    checkpoint: str = ''
+    device: str = 'cpu'
+    offline: bool = False
+    rate: float | None = None
+    max_frames: int | None = None
+    heading: str = 'oxts'
+    heading_noise_deg: float = 0.0
+    seed: int = 0
+    params: dict = field(default_factory=dict)
+    frame_timeout_s: float = 60.0
+    startup_timeout_s: float = 240.0
+    isolated: bool = False
+    large_message_profile: bool = True
+    plots: bool = True
+
+
+@dataclass(frozen=True)
+class FrameOutput:
+    """The node's pose for one image: map xy (m), yaw (rad), 2x2 covariance (m^2)."""
+
+    stamp_ns: int
+    xy_m: tuple[float, float]
+    yaw_rad: float
+    cov_xy_m2: np.ndarray
+    confidence: float | None = None
+    latency_s: float | None = None
+
+
+@dataclass
+class RunOutcome:
+    """What one run produced, before scoring."""
+
+    image_stamps: list[int]
+    outputs: dict[int, FrameOutput]
+    counts: dict
+    node_latency_ms: dict
+    wall_s: float
+    notes: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    report: dict
+    records: list[FrameRecord]
+    out_dir: Path
+    report_path: Path
+    pictures: dict
+
+
+# --- node configuration -------------------------------------------------------------------
+
+def model_crop(checkpoint: str, camera_model: str) -> tuple[float, int] | None:
+    """(crop_size_m, crop_size_px) matching a checkpoint's training crops, or None.
+
+    From the checkpoint's meters_per_px (at the model's satellite input): crop_size_m =
+    meters_per_px x satellite side, cut at twice that many pixels (the Localizer resizes,
+    antialiased). Checkpoints of the KITTI trainers record no meters_per_px; their crop is
+    the reader's: sat_crop_px satmap pixels at satmap_meters_per_px.
+    """
+    from geodistill_core.localizer import ASSETS_DIR
+    path = Path(checkpoint) if checkpoint else ASSETS_DIR / f'default_{camera_model}_location'
+    try:
+        record = json.loads((path / 'config.json').read_text())
+        side = int(record['input_sizes']['satellite_hw'][0])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    mpp = record.get('meters_per_px')
+    if isinstance(mpp, (int, float)) and mpp > 0:
+        return float(mpp) * side, 2 * side
+    data = (record.get('training_config') or {}).get('data') or {}
+    if data.get('dataset') == 'kitti':
+        from geodistill_core.data.kitti import KittiConfig
+        options = data.get('reader_options') or {}
+        crop_px = int(options.get('sat_crop_px', KittiConfig.sat_crop_px))
+        return float(options.get('satmap_meters_per_px',
+                                 KittiConfig.satmap_meters_per_px)) * crop_px, crop_px
+    return None
+
+
+def node_parameters(bag: bp.DriveBag, config: ReplayConfig) -> dict:
+    """Flat parameter name -> value for the node (also the offline run's NodeConfig)."""
+    sidecar = bag.sidecar
+    camera_model = sidecar.get('camera_model', 'pinhole')
+    datum, mount = sidecar['datum'], sidecar.get('node_camera_offset', {})
+    values = {
+        'camera_model': camera_model,
+        'image_transport': 'compressed' if sidecar.get('compressed') else 'raw',
+        'datum.latitude_deg': datum['lat_deg'], 'datum.longitude_deg': datum['lon_deg'],
+        'datum.altitude_m': datum.get('alt_m', 0.0),
+        'map_source.kind': 'geotiff', 'map_source.path': str(Path(config.map_path).resolve()),
+        'location_checkpoint': (str(Path(config.checkpoint).resolve()) if config.checkpoint
+                                else ''),
+        'device': config.device, 'publish_heatmap': True, 'diagnostics_period_s': 0.1,
+        **{f'camera_offset.{k}': v for k, v in mount.items()}}
+    crop = model_crop(config.checkpoint, camera_model)
+    if crop is not None:
+        values['crop_size_m'], values['crop_size_px'] = crop
+    values.update(config.params)
+    for name, value in values.items():  # ROS parameters are typed: 49 is not a double
+        spec = SPECS.get(name)
+        if spec is not None and spec.type.name == 'DOUBLE' and isinstance(value, int):
+            values[name] = float(value)
+    values['publish_heatmap'] = True  # the paced player's per-frame completion signal
+    return values
+
+
+def write_params_file(values: dict, path: Path) -> Path:
+    """A ``/**: ros__parameters:`` file with dotted names nested."""
+    tree: dict = {}
+    for name, value in values.items():
+        *parents, leaf = name.split('.')
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': tree}}, sort_keys=False))
+    return path
+
+
+# --- offline run --------------------------------------------------------------------------
+
+class _OfflineNode:
+    """What LocalizationPipeline reads from a LocalizerNode, without rclpy; inputs are fed
+    as LocalizerNode's callbacks handle them, and each image is processed at once."""
+
+    def __init__(self, config, localizer, map_source):
+        self.config, self.localizer, self.map_source = config, localizer, map_source
+        self.stats, self._fixes, self.datum = NodeStats(), FixBuffer(), config.datum
+        self._calibration, self.heading, self.outputs = (None, ''), None, {}
+        self.io = SimpleNamespace(image_topic='image', camera_info_topic='camera_info',
+                                  publish=self._record)
+        self.pipeline = LocalizationPipeline(self)
+
+    def get_logger(self):
+        return LOG
+
+    def warn_throttled(self, key: str, message: str) -> None:
+        LOG.debug('%s: %s', key, message)
+
+    def fix_lookup(self, stamp_ns: int, max_age_s: float, track_window_s: float):
+        return (self._fixes.at(stamp_ns, max_age_s),
+                self._fixes.at(stamp_ns - int(track_window_s * 1e9), max_age_s))
+
+    def clear_heading(self) -> None:
+        self.heading = None
+
+    @property
+    def calibration(self):
+        return self._calibration
+
+    def _record(self, stamp_ns, base, z_m, fix, crop, result, publish_pose) -> None:
+        if publish_pose:
+            self.outputs[stamp_ns] = FrameOutput(stamp_ns, (base.x_m, base.y_m), base.yaw_rad,
+                                                 np.array(base.cov_xy_m2),
+                                                 float(result['confidence']))
+
+    def handle(self, event: bp.BagEvent, heading_yaw: float | None) -> None:
+        if heading_yaw is not None:
+            self.heading = HeadingSample(event.stamp_ns, heading_yaw)
+        if event.role == 'fix_input':
+            fix = navsatfix_to_fix(event.msg)
+            rejection = self._fixes.insert(fix)
+            if rejection is not None:
+                self.stats.fix_rejected(rejection.value)
+            elif self.datum is None and self.config.datum_from_first_fix:
+                alt = fix.alt_m if math.isfinite(fix.alt_m) else 0.0
+                self.datum = LocalEnu(fix.lat_deg, fix.lon_deg, alt)
+        elif event.role == 'camera_info':
+            try:
+                self._calibration = (camera_info_to_pinhole(
+                    event.msg, self.config.camera_info_rectified), '')
+            except ValueError as err:
+                self._calibration = (None, str(err))
+        elif event.role == 'image':
+            started = time.perf_counter()
+            try:
+                self.pipeline.process(Frame(event.msg, started))
+            except Rejected as rejected:
+                self.stats.rejected(rejected.reason, rejected.detail)
+            except Exception as err:  # as the node: count it, keep going
+                self.stats.rejected('internal_error', repr(err))
+                LOG.error('localization failed: %s: %s', type(err).__name__, err)
+            if event.stamp_ns in self.outputs:
+                self.outputs[event.stamp_ns] = replace(self.outputs[event.stamp_ns],
+                                                       latency_s=time.perf_counter() - started)
+
+
+def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig) -> RunOutcome:
+    node_config = config_from_values(values)
+    device, note = resolve_device(node_config.device)
+    if note:
+        LOG.warning(note)
+    localizer = load_localizer(node_config, device, LOG.warning)
+    localizer.warmup()
+    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
+    started, images = time.monotonic(), []
+    with make_source(node_config.map_source_kind, **node_config.map_source_options) as source:
+        node = _OfflineNode(node_config, localizer, source)
+        for event in bp.play_events(bag, config.max_frames):
+            images += [event.stamp_ns] if event.role == 'image' else []
+            node.handle(event, heading.yaw_for(event))
+    stats = node.stats
+    counts = {'images': len(images), 'outputs': len(node.outputs),
+              'low_confidence': stats.totals['low_confidence'],
+              'rejected': dict(stats.rejections_total), 'dropped_busy': 0, 'not_received': 0,
+              'timeouts': 0, 'resent': 0}
+    latency = stats.latency_percentiles_ms()
+    return RunOutcome(images, node.outputs, counts,
+                      {'p50': latency['p50'], 'p95': latency['p95']},
+                      time.monotonic() - started)
+
+
+# --- DDS run ------------------------------------------------------------------------------
+
+@contextmanager
+def _environment(changes: dict):
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def node_command(params_file: Path, bag: bp.DriveBag, values: dict) -> list[str]:
+    """The node's command line: console script, params file, sim time, topic remaps."""
+    script = Path(sys.executable).parent / 'localizer_node'
+    cmd = [str(script)] if script.exists() else [sys.executable, '-m', 'geodistill_ros.node']
+    image = 'image/compressed' if values['image_transport'] == 'compressed' else 'image'
+    remaps = {image: bag.topic('image'), 'camera_info': bag.topic('camera_info'),
+              'fix': bag.topic('fix_input'), **bp.OUTPUT_TOPICS}
+    cmd += ['--ros-args', '--params-file', str(params_file), '-p', 'use_sim_time:=true']
+    for name, topic in remaps.items():
+        cmd += ['-r', f'{name}:={topic}']
+    return cmd
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
+    except OSError:
+        return ''
+
+
+FASTDDS_LARGE_MESSAGES_PROFILE = '''<?xml version="1.0" encoding="UTF-8"?>
+<!-- geodistill-replay: shared-memory segments large enough for raw camera images. -->
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>geodistill_shm</transport_id>
+        <type>SHM</type>
+        <segment_size>33554432</segment_size>
+        <maxMessageSize>16777216</maxMessageSize>
+      </transport_descriptor>
+      <transport_descriptor>
+        <transport_id>geodistill_udp</transport_id>
+        <type>UDPv4</type>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="geodistill_replay" is_default_profile="true">
+      <rtps>
+        <userTransports>
+          <transport_id>geodistill_shm</transport_id>
+          <transport_id>geodistill_udp</transport_id>
+        </userTransports>
+        <useBuiltinTransports>false</useBuiltinTransports>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+'''
+"""Fast DDS defaults to 512 KiB shared-memory segments: a raw KITTI image (1.4 MB) then
+goes over UDP in fragments, and the node's best-effort image subscription loses most of
+them on loopback. This profile (32 MiB segments) carries it through shared memory."""
+
+
+def dds_environment(config: ReplayConfig, out_dir: Path) -> dict:
+    """Environment for the node and the player: isolation, the large-message profile."""
+    env = {}
+    if config.isolated:
+        env = {'ROS_DOMAIN_ID': str(random.SystemRandom().randint(1, 100)),
+               'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+    rmw = os.environ.get('RMW_IMPLEMENTATION') or 'rmw_fastrtps_cpp'
+    if config.large_message_profile and rmw.startswith('rmw_fastrtps'):
+        if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
+            LOG.info('using your Fast DDS profile %s (raw images need shared-memory segments '
+                     'larger than the image)', os.environ['FASTDDS_DEFAULT_PROFILES_FILE'])
+        else:
+            path = out_dir / 'fastdds_profile.xml'
+            path.write_text(FASTDDS_LARGE_MESSAGES_PROFILE)
+            env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(path)
+    return env
+
+
+def run_dds(bag: bp.DriveBag, values: dict, config: ReplayConfig, out_dir: Path) -> RunOutcome:
+    """The node as a subprocess (console script), the bag played to it over DDS."""
+    env = dds_environment(config, out_dir)
+    cmd = node_command(write_params_file(values, out_dir / 'node.yaml'), bag, values)
+    log_path = out_dir / 'node.log'
+    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
+    with _environment(env), open(log_path, 'w') as node_log:
+        LOG.info('starting the node: %s', ' '.join(cmd))
+        proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ))
+        context = rclpy.Context()
+        rclpy.init(args=[], context=context)
+        player = None
+        try:
+            player = bp.BagPlayer(bag, context, heading)
+
+            def alive():
+                if proc.poll() is None:
+                    return None
+                return f'the node exited ({proc.returncode}):\n{_tail(log_path)}'
+            player.wait_for_node(alive, config.startup_timeout_s)
+            LOG.info('node ready; playing %s (%s)', bag.path,
+                     'paced' if config.rate is None else f'rate {config.rate:g}')
+            log = player.play(bp.play_events(bag, config.max_frames), config.rate,
+                              config.frame_timeout_s)
+        finally:
+            if player is not None:
+                player.close()
+            rclpy.shutdown(context=context)
+            _stop(proc)
+    outputs = {}
+    for stamp, (msg, received) in log.poses.items():
+        cov = np.array(msg.pose.covariance).reshape(6, 6)
+        sent = log.sent_at.get(stamp)
+        outputs[stamp] = FrameOutput(stamp, (msg.pose.pose.position.x, msg.pose.pose.position.y),
+                                     yaw_from_quaternion(msg.pose.pose.orientation),
+                                     cov[:2, :2].copy(), None,
+                                     None if sent is None else received - sent)
+    diag = log.diagnostics
+    outcomes = list(log.outcomes.values())
+    counts = {'images': len(log.image_stamps), 'outputs': len(outputs),
+              'low_confidence': int(diag.get('low_confidence_total', 0)),
+              'rejected': {k[len('rejected_'):-len('_total')]: int(v) for k, v in diag.items()
+                           if k.startswith('rejected_') and k.endswith('_total')},
+              'dropped_busy': int(diag.get('dropped_busy_total', 0)),
+              'not_received': outcomes.count('lost'), 'timeouts': outcomes.count('timeout'),
+              'resent': log.resent, 'node_images_received': int(diag.get('images_total', 0))}
+    notes = [f'not published (type not installed): {t}' for t in log.skipped_topics]
+    return RunOutcome(list(log.image_stamps), outputs, counts,
+                      {'p50': float(diag.get('latency_p50_ms', 'nan')),
+                       'p95': float(diag.get('latency_p95_ms', 'nan'))}, log.wall_s, notes)
+
+
+# --- scoring and report -------------------------------------------------------------------
+
+def gnss_input_at(bag: bp.DriveBag, stamps_ns: np.ndarray, datum) -> np.ndarray:
+    """The GNSS input (noisy fix stream, interpolated) at each stamp, map xy (N, 2)."""
+    fixes = bp.read_input_fixes(bag)
+    buffer = FixBuffer(max_fixes=len(fixes) + 2, backwards_reset_s=None)
+    for fix in fixes:
+        buffer.insert(fix)
+    xy = np.full((len(stamps_ns), 2), np.nan)
+    for k, stamp in enumerate(stamps_ns):
+        lookup = buffer.at(int(stamp), max_age_s=1.0)
+        if lookup.ok:
+            fix = lookup.fix
+            alt = fix.alt_m if math.isfinite(fix.alt_m) else 0.0
+            x, y, _ = datum.to_enu(fix.lat_deg, fix.lon_deg, alt)
+            xy[k] = float(x), float(y)
+    return xy
+
+
+def frame_records(bag: bp.DriveBag, outcome: RunOutcome, datum) -> list[FrameRecord]:
+    """One FrameRecord per image played: truth and GNSS at its stamp, the node's output."""
+    stamps = np.array(outcome.image_stamps, np.int64)
+    truth_xy, truth_yaw = bp.read_truth(bag).at(stamps)
+    gnss_xy = gnss_input_at(bag, stamps, datum)
+    records = []
+    for k, stamp in enumerate(stamps.tolist()):
+        out = outcome.outputs.get(stamp)
+        records.append(FrameRecord(
+            stamp, tuple(truth_xy[k]), float(truth_yaw[k]), tuple(gnss_xy[k]),
+            estimate_xy_m=None if out is None else tuple(out.xy_m),
+            estimate_yaw_rad=None if out is None else out.yaw_rad,
+            estimate_cov_xy_m2=None if out is None else out.cov_xy_m2,
+            confidence=None if out is None else out.confidence,
+            latency_s=None if out is None else out.latency_s))
+    return records
+
+
+def compare_records(a: list[FrameRecord], b: list[FrameRecord]) -> dict:
+    """Per-frame agreement of two runs of the same frames (e.g. DDS against offline)."""
+    ea = {r.stamp_ns: r for r in a if r.estimate_xy_m is not None}
+    eb = {r.stamp_ns: r for r in b if r.estimate_xy_m is not None}
+    common = sorted(set(ea) & set(eb))
+    dxy = [math.dist(ea[s].estimate_xy_m, eb[s].estimate_xy_m) for s in common]
+    dyaw = [abs(math.remainder(ea[s].estimate_yaw_rad - eb[s].estimate_yaw_rad, math.tau))
+            for s in common]
+    return {'frames': (len(a), len(b)), 'outputs': (len(ea), len(eb)), 'common': len(common),
+            'max_position_difference_m': max(dxy, default=0.0),
+            'max_yaw_difference_rad': max(dyaw, default=0.0)}
+
+
+def _map_background(values: dict, datum, arrays, margin_m: float = 25.0):
+    """(satellite RGB, NorthUpCrop) under the tracks, or (None, None) where not covered."""
+    points = np.concatenate([arrays.truth_xy_m, arrays.gnss_xy_m, arrays.estimate_xy_m])
+    points = points[np.isfinite(points).all(1)]
+    centre = 0.5 * (points.min(0) + points.max(0))
+    lat, lon, _ = datum.to_geodetic(centre[0], centre[1], 0.0)
+    options = {'path': values['map_source.path']} if values['map_source.kind'] == 'geotiff' else {
+        k: values[f'map_source.{k}'] for k in ('root', 'zoom', 'ext', 'tms')}
+    with make_source(values['map_source.kind'], **options) as source:
+        for margin in (margin_m, 0.4 * margin_m, 0.0):
+            size_m = float((points.max(0) - points.min(0)).max()) + 2.0 * margin + 1.0
+            size_px = int(np.clip(size_m / 0.2, 256, 1200))
+            try:
+                crop = source.crop(float(lat), float(lon), size_m, size_px, datum=datum)
+            except MapSourceError as err:
+                LOG.info('map background with a %.0f m margin: %s', margin, err)
+                continue
+            return crop.image, crop.north_up_crop()
+    return None, None
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _percentiles_ms(values) -> dict:
+    v = np.asarray([x for x in values if x is not None], np.float64) * 1e3
+    if not v.size:
+        return {'p50': math.nan, 'p95': math.nan}
+    return {'p50': float(np.percentile(v, 50)), 'p95': float(np.percentile(v, 95))}
+
+
+def write_frames_csv(path: Path, records: list[FrameRecord]) -> Path:
+    rows = ['stamp_ns,truth_x_m,truth_y_m,truth_yaw_deg,gnss_x_m,gnss_y_m,est_x_m,est_y_m,'
+            'est_yaw_deg,error_m,gnss_error_m,cov_xx_m2,cov_xy_m2,cov_yy_m2,latency_ms']
+    for r in records:
+        est = r.estimate_xy_m or (math.nan, math.nan)
+        cov = np.full((2, 2), np.nan) if r.estimate_cov_xy_m2 is None else r.estimate_cov_xy_m2
+        yaw = math.nan if r.estimate_yaw_rad is None else math.degrees(r.estimate_yaw_rad)
+        values = [*r.truth_xy_m, math.degrees(r.truth_yaw_rad), *r.gnss_xy_m, *est, yaw,
+                  math.dist(est, r.truth_xy_m), math.dist(r.gnss_xy_m, r.truth_xy_m),
+                  cov[0, 0], cov[0, 1], cov[1, 1],
+                  math.nan if r.latency_s is None else r.latency_s * 1e3]
+        rows.append(f'{r.stamp_ns},' + ','.join(f'{v:.6f}' for v in values))
+    path.write_text('\n'.join(rows) + '\n')
+    return path
+
+
+def replay(config: ReplayConfig) -> ReplayResult:
+    """Run one replay (module doc) and write its report; returns the report and records."""
+    if config.max_frames is not None and config.max_frames < 1:
+        raise ValueError(f'max_frames must be >= 1, got {config.max_frames}')
+    if config.rate is not None and not config.rate > 0:
+        raise ValueError(f'rate must be > 0 (1.0 = real time), got {config.rate}')
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bag = bp.open_drive_bag(config.bag)
+    values = node_parameters(bag, config)
+    outcome = (run_offline(bag, values, config) if config.offline
+               else run_dds(bag, values, config, out_dir))
+    if not outcome.image_stamps:
+        raise RuntimeError(f'{config.bag}: no image was played')
+    datum = LocalEnu(values['datum.latitude_deg'], values['datum.longitude_deg'],
+                     values['datum.altitude_m'])
+    records = frame_records(bag, outcome, datum)
+    metrics = evaluate_trajectory(records)
+    pictures = {}
+    if config.plots:
+        arrays = stack_records(records)
+        satellite, crop = _map_background(values, datum, arrays)
+        pictures = write_report_plots(out_dir, arrays, satellite, crop)
+    counts = outcome.counts
+    processed = counts['outputs'] + (counts['low_confidence']
+                                     if values.get('low_confidence_policy') != 'inflate' else 0)
+    report = _json_safe({
+        'format': 'geodistill_replay', 'format_version': 1,
+        'mode': 'offline' if config.offline else 'dds',
+        'pacing': ('every image, one at a time' if config.offline else
+                   'wait for each output' if config.rate is None else f'rate {config.rate:g}'),
+        'bag': str(Path(config.bag).resolve()), 'map': values['map_source.path'],
+        'model': values['location_checkpoint'] or 'embedded default',
+        'device': values['device'],
+        'drive': {k: bag.sidecar.get(k) for k in ('date', 'drive', 'frame_count', 'seed',
+                                                  'noise', 'datum')},
+        'heading': bp.HeadingFeed(config.heading, config.heading_noise_deg,
+                                  config.seed).describe(),
+        'frames': dict(counts, processed=processed),
+        'timing': {'wall_s': outcome.wall_s,
+                   'throughput_hz': processed / outcome.wall_s if outcome.wall_s > 0 else None,
+                   'latency_end_to_end_ms': _percentiles_ms(
+                       o.latency_s for o in outcome.outputs.values()),
+                   'node_latency_ms': outcome.node_latency_ms},
+        'metrics': metrics.to_dict(),
+        'node_parameters': values, 'notes': outcome.notes,
+        'pictures': {k: str(p) for k, p in pictures.items()}})
+    report_path = out_dir / 'report.json'
+    report_path.write_text(json.dumps(report, indent=2) + '\n')
+    write_frames_csv(out_dir / 'frames.csv', records)
+    return ReplayResult(report, records, out_dir, report_path, pictures)
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A few lines: GNSS input against localized error, frames, rate, latency."""
+    m, f, t = report['metrics'], report['frames'], report['timing']
+
+    def err(block):
+        return (f"mean {_num(block.get('mean'))} m, median {_num(block.get('median'))} m, "
+                f"R@1/3/5 m {_pct(block.get('recall_1m'))}/{_pct(block.get('recall_3m'))}/"
+                f"{_pct(block.get('recall_5m'))}")
+    return [f"GNSS input : {err(m['gnss_on_output_frames']['position'])}",
+            f"localized  : {err(m['position'])}",
+            f"frames     : {f['images']} played, {f['outputs']} localized, "
+            f"{sum(f['rejected'].values())} rejected, {f['dropped_busy']} dropped",
+            f"rate       : {_num(t['throughput_hz'], 1)} Hz, latency p50/p95 "
+            f"{_num(t['latency_end_to_end_ms']['p50'], 0)}/"
+            f"{_num(t['latency_end_to_end_ms']['p95'], 0)} ms"]
+
+
+def _num(value, digits: int = 2) -> str:
+    return 'n/a' if value is None else f'{value:.{digits}f}'
+
+
+def _pct(value) -> str:
+    return 'n/a' if value is None else f'{100.0 * value:.0f}%'
+
+
+def _param(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition(':=')
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f'expected NAME:=VALUE, got {text!r}')
+    return name, yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='geodistill-replay', description=(
+        'Replay a drive bag (geodistill-kitti2bag) through the localizer node over DDS and '
+        'score it against ground truth: report.json and pictures in --out.'))
+    p.add_argument('bag', type=Path, help='bag folder with geodistill_drive.json')
+    p.add_argument('--map', type=Path, required=True, dest='map_path',
+                   help="the drive's satellite GeoTIFF")
+    p.add_argument('--out', type=Path, default=Path('outputs/replay'), help='report folder')
+    p.add_argument('--checkpoint', default='',
+                   help="location checkpoint folder ('' = the embedded default model)")
+    p.add_argument('--device', choices=('cpu', 'cuda', 'auto'), default='cpu')
+    p.add_argument('--offline', action='store_true',
+                   help='no DDS: the node pipeline in this process, every image processed')
+    p.add_argument('--rate', type=float, default=None,
+                   help='play at this multiple of real time (default: as fast as the node '
+                   'keeps up, waiting for each output)')
+    p.add_argument('--frames', type=int, default=None, help='replay only the first N images')
+    p.add_argument('--heading', choices=('oxts', 'none'), default='oxts',
+                   help="heading prior: the bag's OXTS attitude (an INS) or none (the node "
+                   'uses the fix track)')
+    p.add_argument('--heading-noise-deg', type=float, default=0.0,
+                   help='Gaussian noise added to the OXTS heading (1 sigma, seeded)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the heading noise')
+    p.add_argument('-p', '--param', type=_param, action='append', default=[],
+                   metavar='NAME:=VALUE', help='extra node parameter (YAML value)')
+    p.add_argument('--isolated', action='store_true',
+                   help='own random ROS_DOMAIN_ID, localhost-only discovery')
+    p.add_argument('--no-dds-profile', action='store_true',
+                   help='do not give Fast DDS the large shared-memory profile (raw images '
+                   'above 512 KiB then travel as UDP fragments and may be lost)')
+    p.add_argument('--frame-timeout-s', type=float, default=60.0)
+    p.add_argument('--no-plots', action='store_true')
+    p.add_argument('--log-level', default='INFO', choices=('DEBUG', 'INFO', 'WARNING'))
+    return p
+
+
+def main(args=None) -> int:
+    ns = build_parser().parse_args(args)
+    logging.basicConfig(level=ns.log_level, format='%(levelname)s %(name)s: %(message)s')
+    config = ReplayConfig(bag=ns.bag, map_path=ns.map_path, out_dir=ns.out,
+                          checkpoint=ns.checkpoint, device=ns.device, offline=ns.offline,
+                          rate=ns.rate, max_frames=ns.frames, heading=ns.heading,
+                          heading_noise_deg=ns.heading_noise_deg, seed=ns.seed,
+                          params=dict(ns.param), frame_timeout_s=ns.frame_timeout_s,
+                          isolated=ns.isolated, large_message_profile=not ns.no_dds_profile,
+                          plots=not ns.no_plots)
+    try:
+        result = replay(config)
+    except (FileNotFoundError, ValueError, RuntimeError, TimeoutError) as err:
+        LOG.error('%s', err)
+        return 1
+    for line in summary_lines(result.report):
+        LOG.info(line)
+    LOG.info('report: %s', result.report_path)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
