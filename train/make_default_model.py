@@ -25,13 +25,14 @@ logger = logging.getLogger('make_default_model')
 
 
 def training_data_preset():
-    """KITTI-layout training data: 3 training cities x (3 train + 1 test1) drives of 80
-    frames, plus one old_town test2 drive (cross-area); no VIGOR part."""
+    """KITTI-layout training data: 3 training cities x (30 train + 3 test1) short drives of
+    10 frames (many distinct places rather than long correlated drives), plus 8 old_town
+    test2 drives (cross-area); no VIGOR part."""
     from geodistill_core.data.synthetic.export_kitti import KittiDriveConfig
     from geodistill_core.data.synthetic.presets import SyntheticPreset
     return SyntheticPreset('default_model_train', world_size_m=480.0, cell_m=0.125,
-                           kitti_drive=KittiDriveConfig(frames=80, margin_m=50.0),
-                           kitti_train_drives=3, kitti_test1_drives=1, kitti_test2_drives=1)
+                           kitti_drive=KittiDriveConfig(frames=10, margin_m=50.0),
+                           kitti_train_drives=30, kitti_test1_drives=3, kitti_test2_drives=8)
 
 
 def make_default_model(out_dir: Path, *, base_epochs: int = 8,

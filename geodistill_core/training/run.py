@@ -52,6 +52,17 @@ class RunPaths:
     base_checkpoint: Path | None = None
 
 
+def _training_meters_per_px(train_set) -> float | None:
+    """The satellite metres/pixel the model was trained at (at sat_size), recorded in its
+    checkpoints so a node can check its crop; None when the first and last items differ
+    (VIGOR cities differ in resolution)."""
+    if len(train_set) == 0:
+        return None
+    values = {round(float(train_set[i]['sat_meters_per_px']), 9)
+              for i in {0, len(train_set) - 1}}
+    return values.pop() if len(values) == 1 else None
+
+
 def _finished_checkpoint(conf: TrainConfig, run_dir: Path) -> Path | None:
     """The result of an already finished run in run_dir, else None."""
     if not (run_dir / STATE_DIR / 'meta.json').is_file():
@@ -96,10 +107,11 @@ def _train(conf: TrainConfig, paths: RunPaths, build) -> Path:
         objective, model_config, provenance = build(conf, paths)
         input_sizes = {'ground_hw': list(conf.data.ground_hw),
                        'satellite_hw': [conf.data.sat_size, conf.data.sat_size]}
+        meters_per_px = _training_meters_per_px(train_set)
 
         def save_model(path: Path, module, prov: dict[str, Any]) -> Path:
-            return save_trained_model(path, module, model_config, input_sizes, None, prov,
-                                      extra={'training_config': to_dict(conf)})
+            return save_trained_model(path, module, model_config, input_sizes, meters_per_px,
+                                      prov, extra={'training_config': to_dict(conf)})
 
         provenance = {**provenance, 'dataset': conf.data.dataset,
                       'data_root': None if paths.data_root is None else str(paths.data_root)}

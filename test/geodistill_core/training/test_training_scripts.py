@@ -40,6 +40,7 @@ def test_location_then_distill_scripts_train_and_their_checkpoints_load(tmp_path
     assert history[-1]['train_loss'] < history[0]['train_loss']
     model, config, record = load_trained_model(base / 'best')
     assert record['training_config']['task'] == 'location'
+    assert record['meters_per_px'] == 0.5  # the flat world's satellite resolution (tiny)
     assert load_config(base / 'config.json').name == 'tiny_location'
 
     student = tmp_path / 'distill'
