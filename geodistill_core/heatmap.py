@@ -206,12 +206,14 @@ class HeatmapPose:
     covariance_en_m2: (B, 2, 2) second moments of the probability around that peak.
     confidence: (B,) in [0, 1] (heatmap_confidence).
     peak_px: (B, 2) sub-cell (row, col) of the peak on the heatmap grid.
+    prob: (B, H, W) the sharpened probability the covariance and confidence come from.
     """
 
     offset_en_m: torch.Tensor
     covariance_en_m2: torch.Tensor
     confidence: torch.Tensor
     peak_px: torch.Tensor
+    prob: torch.Tensor
 
 
 def heatmap_to_pose(scores: torch.Tensor, cell_m: float, tau: float = DEFAULT_TAU,
@@ -226,7 +228,7 @@ def heatmap_to_pose(scores: torch.Tensor, cell_m: float, tau: float = DEFAULT_TA
     offset = _rc_to_offset_en_m(rc, scores.shape[1:], cell_m)
     cov = heatmap_covariance_en_m2(prob, cell_m, around=offset)
     conf = heatmap_confidence(prob, valid)
-    return HeatmapPose(offset, cov, conf, rc)
+    return HeatmapPose(offset, cov, conf, rc, prob)
 
 
 def _cubic_matrix(n_src: int, x_src: torch.Tensor) -> torch.Tensor:

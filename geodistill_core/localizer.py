@@ -243,12 +243,11 @@ class Localizer:
         cell_m = float(scores.cell_m[-1])
         tau = SCORE_TAU[self.kind]
         pose = heatmap_to_pose(finest, cell_m, tau=tau)
-        prob = torch.softmax((finest / tau).flatten(1), dim=1).view_as(finest)
         return LocalizationResult(
             yaw_rad=yaw.float().cpu(), yaw_std_rad=yaw_std.float().cpu(),
             offset_en_m=pose.offset_en_m.float().cpu(),
             covariance_en_m2=pose.covariance_en_m2.float().cpu(),
-            confidence=pose.confidence.float().cpu(), heatmap_prob=prob.cpu(),
+            confidence=pose.confidence.float().cpu(), heatmap_prob=pose.prob.float().cpu(),
             heatmap_cell_m=cell_m)
 
     def warmup(self) -> None:
