@@ -12,6 +12,7 @@ Training loaders strip the evaluation label `eval_true_offset_en_m` from every i
 from __future__ import annotations
 
 from collections.abc import Callable
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,41 @@ def _need_root(root: Path | None, name: str) -> Path:
 def _vigor(config: DataConfig, split: str, root: Path | None) -> Dataset:
     from geodistill_core.data.vigor import VigorDataset
     from geodistill_core.data.vigor_labels import VIGOR_METERS_PER_PX_640
+    root = _need_root(root, 'VIGOR')
+    cities, meters_per_px = synthetic_vigor_protocol(config, split, root)
     extra = {}
-    if config.meters_per_px_640:
-        extra['meters_per_px_640'] = {**VIGOR_METERS_PER_PX_640, **config.meters_per_px_640}
-    return VigorDataset(_need_root(root, 'VIGOR'), cities=config.cities, split=split,
+    if meters_per_px:
+        extra['meters_per_px_640'] = {**VIGOR_METERS_PER_PX_640, **meters_per_px}
+    return VigorDataset(root, cities=cities, split=split,
                         area=config.area, pano_size=config.ground_hw, sat_size=config.sat_size,
                         yaw_noise_deg=config.yaw_noise_deg, seed=config.seed,
                         val_fraction=config.val_fraction, **extra,
                         **(config.reader_options or {}))
+
+
+def synthetic_vigor_protocol(config: DataConfig, split: str, root: Path
+                             ) -> tuple[tuple[str, ...] | None, dict[str, float] | None]:
+    """(cities, meters_per_px_640) for a VIGOR-layout root: the config's own values, filled
+    from ``<root>/synthetic_vigor.json`` when the root is a synthetic export.
+
+    A synthetic export names its cities' resolutions and its protocols: cross-area trains
+    (and validates) on ``cross_area.train`` and tests on ``cross_area.test``; same-area
+    uses every city. Explicit ``config.cities`` / ``meters_per_px_640`` win.
+    """
+    from geodistill_core.data.synthetic.export_vigor import VIGOR_META_FILE
+    meta_path = root / VIGOR_META_FILE
+    if not meta_path.is_file():
+        return config.cities, config.meters_per_px_640
+    meta = json.loads(meta_path.read_text())
+    meters_per_px = {**meta['meters_per_px_640'], **(config.meters_per_px_640 or {})}
+    cities = config.cities
+    if cities is None:
+        if config.area == 'cross':
+            part = 'test' if split.lower().startswith('test') else 'train'
+            cities = tuple(meta['cross_area'][part])
+        else:
+            cities = tuple(meta['same_area'])
+    return cities, meters_per_px
 
 
 def _kitti(config: DataConfig, split: str, root: Path | None) -> Dataset:

@@ -295,8 +295,11 @@ def test_reader_config_takes_noise_seed_and_overrides():
 
 def test_cross_area_test_never_reads_the_training_cities(tmp_path):
     training = to_dict(preset('synthetic_bench', 'location'))
+    assert training['data']['area'] == 'same'  # the preset trains on the same-area half
     training['data'].update(cities=['SynthA', 'SynthB'],
                             meters_per_px_640={'SynthA': 0.1, 'SynthB': 0.1})
+    same_record = {'training_config': json.loads(json.dumps(training))}
+    training['data'].update(area='cross')
     record = {'training_config': training}
     (tmp_path / 'synthetic_vigor.json').write_text(json.dumps(
         {'cross_area': {'train': ['SynthA', 'SynthB'], 'test': ['SynthC']},
@@ -313,6 +316,12 @@ def test_cross_area_test_never_reads_the_training_cities(tmp_path):
                                        data_overrides=('area=same',)), record, tmp_path)
     val = eval_data_config(EvalConfig(dataset='vigor', split='val'), record, tmp_path)
     assert same.cities == val.cities == ('SynthA', 'SynthB')
+    # a same-area model's cross-area test (bench_geodistill): the export's test cities
+    cross = eval_data_config(EvalConfig(dataset='vigor', split='test',
+                                        data_overrides=('area=cross',)), same_record, tmp_path)
+    assert cross.cities == ('SynthC',) and cross.area == 'cross'
+    assert eval_data_config(EvalConfig(dataset='vigor', split='test'), same_record,
+                            tmp_path).cities == ('SynthA', 'SynthB')
     assert heatmap_rows(5, 0) == []
 
 

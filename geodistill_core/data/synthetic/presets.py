@@ -12,9 +12,11 @@ Output (``out``)::
 |---|---|---|---|---|
 | tiny | 160 m, 0.25 m | 6 panoramas x 2 cities | (2 train + 1 test1) x 3, 1 test2 x 3 | 2 |
 | bench | 400 m, 0.125 m | 150 panoramas x 4 cities | 3 x (2 train + 1 test1) x 50, 2 x 50 | 4 |
+| bench_vigor | 400 m, 0.125 m | 800 panoramas x 4 cities | - | - |
 | demo | 480 m, 0.125 m | - | one test2 drive x 300 (SynthOldTown) | 1 |
 
-tiny uses SynthDowntown (train) and SynthOldTown (test); bench all four cities. Panoramas
+tiny uses SynthDowntown (train) and SynthOldTown (test); bench and bench_vigor all four
+cities (bench_vigor is the GeoDistill benchmark's data: bench/bench_geodistill.py). Panoramas
 320 x 640 JPEG; tiles 640 x 640 PNG; KITTI images 1242 x 375 PNG, satmaps 832 x 832 PNG;
 maps 0.2 m/px.
 
@@ -131,6 +133,9 @@ SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {p.name: p for p in (
     SyntheticPreset(
         'bench', world_size_m=400.0, cell_m=0.125, vigor=VigorExportConfig(panoramas=150),
         kitti_drive=KittiDriveConfig(frames=50)),
+    SyntheticPreset(
+        'bench_vigor', world_size_m=400.0, cell_m=0.125,
+        vigor=VigorExportConfig(panoramas=800), kitti_drive=None, geotiff=None),
     SyntheticPreset(
         'demo', world_size_m=480.0, cell_m=0.125,
         kitti_drive=KittiDriveConfig(frames=300, margin_m=60.0), kitti_train_cities=(),
