@@ -23,6 +23,8 @@ TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
 POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
 COMPRESSED_FORMAT = 'rgb8; jpeg compressed bgr8'
 """CompressedImage.format as compressed_image_transport writes it for an rgb8 source."""
+PANORAMA_DISTORTION_MODEL = 'equirectangular'
+"""CameraInfo.distortion_model of panorama drives (not a ROS model: K = 0, uncalibrated)."""
 
 STATUS_FIX = _T['sensor_msgs/msg/NavSatStatus'].STATUS_FIX
 SERVICE_GPS = _T['sensor_msgs/msg/NavSatStatus'].SERVICE_GPS
@@ -83,6 +85,18 @@ def camera_info_msg(P_rect: np.ndarray, image_hw: tuple[int, int], stamp_ns: int
         header=header(stamp_ns, frame_id), height=int(image_hw[0]), width=int(image_hw[1]),
         distortion_model='plumb_bob', d=np.zeros(0), k=P[:, :3].reshape(-1).copy(),
         r=np.eye(3).reshape(-1), p=P.reshape(-1).copy(), binning_x=0, binning_y=0, roi=roi)
+
+
+def panorama_camera_info_msg(image_hw: tuple[int, int], stamp_ns: int, frame_id: str):
+    """An equirectangular panorama: no pinhole projection, so an *uncalibrated* CameraInfo
+    (sensor_msgs: K, R, P all zero; clients take k[0] == 0 as uncalibrated) with the image
+    size and distortion_model 'equirectangular'."""
+    roi = _T['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
+                                                  do_rectify=False)
+    return _T[CAMERA_INFO](
+        header=header(stamp_ns, frame_id), height=int(image_hw[0]), width=int(image_hw[1]),
+        distortion_model=PANORAMA_DISTORTION_MODEL, d=np.zeros(0), k=np.zeros(9),
+        r=np.zeros(9), p=np.zeros(12), binning_x=0, binning_y=0, roi=roi)
 
 
 def nav_sat_fix_msg(stamp_ns: int, frame_id: str, lat_deg: float, lon_deg: float,

@@ -79,6 +79,11 @@ class DriveBag:
     def role(self, topic: str) -> str:
         return next((r for r in ROLE_OF_TOPIC_KEY.values() if self.topic(r) == topic), 'other')
 
+    @property
+    def camera_model(self) -> str:
+        """'pinhole' or 'panorama' (bags of older converters: pinhole)."""
+        return self.sidecar.get('camera_model', 'pinhole')
+
 
 def open_drive_bag(path: str | Path) -> DriveBag:
     """Read a drive bag's sidecar and connections; errors name the file and the fix."""
@@ -317,7 +322,9 @@ class BagPlayer:
         checked while playing too (RuntimeError with that text).
         """
         self._alive = alive
-        inputs = [self.bag.topic(r) for r in ('image', 'camera_info', 'fix_input')]
+        roles = ('image', 'fix_input') if self.bag.camera_model == 'panorama' else (
+            'image', 'camera_info', 'fix_input')  # the node reads camera_info for pinholes only
+        inputs = [self.bag.topic(r) for r in roles]
         needed = [self.pubs[t] for t in inputs] + [self.clock_pub]
         if self.heading.source != 'none':
             needed.append(self.heading_pub)

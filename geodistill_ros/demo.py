@@ -13,6 +13,12 @@
 ``--frames N`` shortens the drive (its own ``data_<N>frames`` / ``bag_<N>frames`` folders,
 generated with N frames). Everything is seeded (``--seed``): a rerun gives the same
 numbers, except the timings.
+
+``--panorama``: the same route driven with a roof-mounted 360 camera (synthetic preset
+'demo_panorama': equirectangular 320 x 640 panoramas, centre column = heading, 2 m up, as
+the VIGOR-style training data), converted and replayed with camera_model 'panorama' and the
+embedded default panorama model (``--checkpoint`` for another); folders ``*_panorama``.
+``panorama_missing`` lists what it lacks when that model is not installed.
 """
 from __future__ import annotations
 
@@ -29,33 +35,38 @@ DEMO_PRESET = 'demo'
 PANORAMA_PRESET = 'demo_panorama'
 
 
-def panorama_missing() -> list[str]:
-    """What the panorama demo still lacks (empty when every piece exists)."""
+def panorama_missing(checkpoint: str = '') -> list[str]:
+    """What the panorama demo still lacks (empty when every piece exists); checkpoint: a
+    panorama location checkpoint used instead of the embedded default model."""
     from geodistill_core.data.synthetic.presets import SYNTHETIC_PRESETS
-    from geodistill_core.localizer import ASSETS_DIR
+    from geodistill_ros.model_crop import NODE_DEFAULTS_FILE, model_crop
     missing = []
-    model = ASSETS_DIR / 'default_panorama_location'
+    model = Path(checkpoint) if checkpoint else default_model_path('panorama')
+    what = f'--checkpoint {model}' if checkpoint else 'the embedded default panorama model'
     if not (model / 'config.json').is_file():
-        missing.append(f'the embedded default panorama model ({model})')
+        missing.append(f'{what} ({model / "config.json"} is missing)')
+    elif model_crop(str(model), 'panorama') is None:
+        missing.append(f'the satellite resolution of {what} (no meters_per_px in its '
+                       f'config.json, no {NODE_DEFAULTS_FILE} beside it)')
     if PANORAMA_PRESET not in SYNTHETIC_PRESETS:
         missing.append(f'a VIGOR-style panorama drive exporter (synthetic preset '
                        f'{PANORAMA_PRESET!r})')
-    missing.append('panorama drives in geodistill-kitti2bag and the replay')
     return missing
 
 
-def default_model_path():
+def default_model_path(camera_model: str = 'pinhole'):
     from geodistill_core.localizer import ASSETS_DIR
-    return ASSETS_DIR / 'default_pinhole_location'
+    return ASSETS_DIR / f'default_{camera_model}_location'
 
 
-def make_demo_data(out: Path, frames: int | None, seed: int) -> tuple[Path, Path, dict]:
+def make_demo_data(out: Path, frames: int | None, seed: int,
+                   preset_name: str = DEMO_PRESET) -> tuple[Path, Path, dict]:
     """(drive folder, GeoTIFF, synthetic_kitti.json) of the demo drive, generated if needed."""
     from geodistill_core.data.synthetic.presets import get_preset, make_synthetic
-    preset = get_preset(DEMO_PRESET)
+    preset = get_preset(preset_name)
     if frames is not None:
         preset = replace(preset, kitti_drive=replace(preset.kitti_drive, frames=frames))
-    data = out / ('data' if frames is None else f'data_{frames}frames')
+    data = out / ('data' + _suffix(frames, preset_name == PANORAMA_PRESET))
     started = time.perf_counter()
     make_synthetic(preset, data, seed=seed, layout='kitti', progress=False)
     LOG.info('demo data ready in %s (%.0f s)', data, time.perf_counter() - started)
@@ -80,6 +91,11 @@ def convert(drive_dir: Path, bag: Path, seed: int) -> Path:
     return bag
 
 
+def _suffix(frames: int | None, panorama: bool) -> str:
+    """Folder suffix of a demo variant: '', '_panorama', '_40frames', '_panorama_40frames'."""
+    return ('_panorama' if panorama else '') + ('' if frames is None else f'_{frames}frames')
+
+
 def _f(value, digits: int = 2, scale: float = 1.0, unit: str = '') -> str:
     return 'n/a' if value is None else f'{value * scale:.{digits}f}{unit}'
 
@@ -91,7 +107,9 @@ def table(report: dict, city: dict, out: Path) -> str:
     rows = [('mean error', 'mean', 2, 1.0, ' m'), ('median error', 'median', 2, 1.0, ' m'),
             ('R@1m', 'recall_1m', 0, 100.0, '%'), ('R@3m', 'recall_3m', 0, 100.0, '%'),
             ('R@5m', 'recall_5m', 0, 100.0, '%')]
-    lines = [f"geodistill demo: {frames['images']} frames of a synthetic KITTI drive through "
+    kind = ('panorama (360 camera, VIGOR-style)' if report['drive'].get('camera_model')
+            == 'panorama' else 'KITTI')
+    lines = [f"geodistill demo: {frames['images']} frames of a synthetic {kind} drive through "
              f"{city['name']} ({city['style']} style, not used for training)",
              f"model {report['model']} on {report['device']}; GNSS input noise "
              f"{report['drive']['noise']['sigma_m']:g} m per axis (seed "
@@ -127,7 +145,8 @@ def table(report: dict, city: dict, out: Path) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='geodistill-demo', description=(
-        'Synthetic KITTI drive -> rosbag -> the localizer node over DDS -> error table.'))
+        'Synthetic KITTI drive (or 360 panorama drive) -> rosbag -> the localizer node over '
+        'DDS -> error table.'))
     p.add_argument('--frames', type=int, default=None,
                    help='shorten the drive to N frames (default: the full 300)')
     p.add_argument('--out', type=Path, default=Path('outputs/demo'), help='output folder')
@@ -136,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--device', choices=('cpu', 'cuda', 'auto'), default='cpu')
     p.add_argument('--seed', type=int, default=0, help='seed of the drive and the GNSS noise')
     p.add_argument('--panorama', action='store_true',
-                   help='VIGOR-style panorama drive (when available)')
+                   help='the drive with a 360 camera and the panorama model (VIGOR-style)')
     p.add_argument('--log-level', default='INFO', choices=('DEBUG', 'INFO', 'WARNING'))
     return p
 
@@ -145,25 +164,30 @@ def main(args=None) -> int:
     ns = build_parser().parse_args(args)
     logging.basicConfig(level=ns.log_level, format='%(levelname)s %(name)s: %(message)s')
     if ns.panorama:
-        LOG.error('the panorama demo is not available yet; it needs %s. Run the pinhole demo '
-                  '(without --panorama).', '; '.join(panorama_missing()))
-        return 2
+        missing = panorama_missing(ns.checkpoint)
+        if missing:
+            LOG.error('the panorama demo cannot run: it needs %s. Pass --checkpoint DIR (a '
+                      'panorama location checkpoint), or run the pinhole demo (without '
+                      '--panorama).', '; '.join(missing))
+            return 2
     if ns.frames is not None and ns.frames < 2:
         LOG.error('--frames must be at least 2, got %d', ns.frames)
         return 2
-    if not ns.checkpoint and not (default_model_path() / 'config.json').is_file():
+    model = default_model_path('panorama' if ns.panorama else 'pinhole')
+    if not ns.checkpoint and not (model / 'config.json').is_file():
         LOG.error('the embedded default model is not installed (%s is missing): reinstall '
-                  'with `make setup`, or pass --checkpoint DIR', default_model_path())
+                  'with `make setup`, or pass --checkpoint DIR', model)
         return 1
     if ns.checkpoint and not (Path(ns.checkpoint) / 'config.json').is_file():
         LOG.error('--checkpoint %s is not a checkpoint folder (no config.json)', ns.checkpoint)
         return 1
     from geodistill_ros.replay import ReplayConfig, replay
     started = time.perf_counter()
-    suffix = '' if ns.frames is None else f'_{ns.frames}frames'
+    suffix = _suffix(ns.frames, ns.panorama)
     report_dir = ns.out / f'report{suffix}'
     try:
-        drive_dir, map_path, city = make_demo_data(ns.out, ns.frames, ns.seed)
+        drive_dir, map_path, city = make_demo_data(
+            ns.out, ns.frames, ns.seed, PANORAMA_PRESET if ns.panorama else DEMO_PRESET)
         bag = convert(drive_dir, ns.out / f'bag{suffix}', ns.seed)
         result = replay(ReplayConfig(bag=bag, map_path=map_path, out_dir=report_dir,
                                      checkpoint=ns.checkpoint, device=ns.device,

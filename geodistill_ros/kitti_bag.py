@@ -33,8 +33,13 @@ Ground truth: the fix is the OXTS position with covariance pos_accuracy^2; the p
 ``base_link`` (the OXTS GPS/IMU point, see ``geodistill_ros.kitti_drive``) in ``map``, ENU
 metres about the datum (the first fix, or ``--datum lat,lon[,alt]``), with the OXTS
 roll/pitch/yaw. The noisy fix is the true fix plus seeded ``gnss_noise`` applied in the map
-frame. ``<out_bag>/geodistill_drive.json`` records the datum, noise, seed, frames and the
-camera mount so a replay can reproduce and configure the node.
+frame. ``<out_bag>/geodistill_drive.json`` records the datum, noise, seed, frames, the
+camera model and the camera mount so a replay can reproduce and configure the node.
+
+Panorama drives (``--camera-model``, default auto: the drive's ``image_02/camera.json``
+marker, see ``bag_camera``) get the same topics; their ``camera_info`` is uncalibrated
+(K = 0, distortion_model 'equirectangular') and the sidecar says ``camera_model:
+panorama``.
 """
 from __future__ import annotations
 
@@ -59,13 +64,13 @@ from tqdm import tqdm
 from geodistill_core.data.transforms import read_rgb_uint8
 from geodistill_core.geodesy import LocalEnu
 from geodistill_ros import bag_messages as bm
+from geodistill_ros.bag_camera import CAMERA_CHOICES, BagCamera, resolve_bag_camera
 from geodistill_ros.gnss_noise import GnssNoiseConfig, gnss_noise_enu_m
 from geodistill_ros.kitti_drive import (
     BASE_FRAME,
     CAMERA_FRAME,
     GPS_FRAME,
     MAP_FRAME,
-    CameraMount,
     KittiDrive,
     fix_covariance_enu_m2,
     quaternion_xyzw_from_rpy,
@@ -116,10 +121,9 @@ def parse_datum(text: str) -> tuple[float, float, float]:
 
 def drive_sidecar(drive: KittiDrive, *, storage: str, compressed: bool,
                   noise: GnssNoiseConfig, seed: int, datum: tuple[float, float, float],
-                  datum_source: str, jpeg_quality: int) -> dict:
+                  datum_source: str, jpeg_quality: int, camera: BagCamera) -> dict:
     """What a replay needs to reproduce and interpret the bag (JSON-ready)."""
     frames = drive.frames
-    mount = CameraMount()
     return {
         'format': 'geodistill_drive', 'format_version': 1,
         'source_drive': str(drive.drive_dir.resolve()), 'date': drive.date,
@@ -135,7 +139,8 @@ def drive_sidecar(drive: KittiDrive, *, storage: str, compressed: bool,
         'frames': {'map': MAP_FRAME, 'base': BASE_FRAME, 'gps': GPS_FRAME,
                    'camera': CAMERA_FRAME},
         'base_link': 'the OXTS GPS/IMU point, OXTS attitude (x forward, y left, z up)',
-        'node_camera_offset': mount.node_camera_offset(),
+        'camera_model': camera.camera_model,
+        'node_camera_offset': camera.mount.node_camera_offset(),
         'topics': {role: topic for role, topic in TOPICS.items()
                    if role != ('image' if compressed else 'image_compressed')},
     }
@@ -153,24 +158,27 @@ def convert_drive(drive_dir: str | Path, out_bag: str | Path, *, storage: str = 
                   compressed: bool = False, jpeg_quality: int = 90,
                   noise: GnssNoiseConfig | None = None, seed: int = 0,
                   datum: tuple[float, float, float] | None = None,
-                  max_frames: int | None = None, overwrite: bool = False) -> Path:
+                  max_frames: int | None = None, overwrite: bool = False,
+                  camera_model: str = 'auto') -> Path:
     """Convert one KITTI raw drive to a rosbag2 at ``out_bag`` (module doc); returns it.
 
     A bag already at ``out_bag`` with the same ``geodistill_drive.json`` is kept (rerun:
     nothing to do); a different one is an error unless ``overwrite``. ``noise``: None is
     ``GnssNoiseConfig()`` (5 m white noise). The bag is written under
-    ``<parent>/.<name>.partial/`` and moved to ``out_bag`` when complete.
+    ``<parent>/.<name>.partial/`` and moved to ``out_bag`` when complete. camera_model:
+    'auto' (the drive's marker, else pinhole), 'pinhole' or 'panorama' (``bag_camera``).
     """
     noise = GnssNoiseConfig() if noise is None else noise
     if storage not in STORAGES:
         raise ValueError(f'storage must be one of {sorted(STORAGES)}, got {storage!r}')
+    camera = resolve_bag_camera(drive_dir, camera_model)
     drive = read_kitti_drive(drive_dir, max_frames)
     first = drive.frames[0].oxts
     datum_source = 'first_fix' if datum is None else 'given'
     datum = (first.lat, first.lon, first.alt) if datum is None else tuple(map(float, datum))
     sidecar = drive_sidecar(drive, storage=storage, compressed=compressed, noise=noise,
                             seed=seed, datum=datum, datum_source=datum_source,
-                            jpeg_quality=jpeg_quality)
+                            jpeg_quality=jpeg_quality, camera=camera)
     out = Path(out_bag)
     if out.exists():
         if not overwrite and _existing_sidecar(out) == sidecar:
@@ -190,17 +198,19 @@ def convert_drive(drive_dir: str | Path, out_bag: str | Path, *, storage: str = 
     staging.mkdir(parents=True)
     partial = staging / out.name
     _write_bag(drive, partial, storage=storage, compressed=compressed,
-               jpeg_quality=jpeg_quality, noise=noise, seed=seed, datum=LocalEnu(*datum))
+               jpeg_quality=jpeg_quality, noise=noise, seed=seed, datum=LocalEnu(*datum),
+               camera=camera)
     (partial / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2) + '\n')
     partial.rename(out)
     staging.rmdir()
-    logger.info('wrote %s: %d frames (%s, %s)', out, len(drive.frames), storage,
-                'jpeg' if compressed else 'rgb8')
+    logger.info('wrote %s: %d %s frames (%s, %s)', out, len(drive.frames),
+                camera.camera_model, storage, 'jpeg' if compressed else 'rgb8')
     return out
 
 
 def _write_bag(drive: KittiDrive, path: Path, *, storage: str, compressed: bool,
-               jpeg_quality: int, noise: GnssNoiseConfig, seed: int, datum: LocalEnu) -> None:
+               jpeg_quality: int, noise: GnssNoiseConfig, seed: int, datum: LocalEnu,
+               camera: BagCamera) -> None:
     frames = drive.frames
     oxts_stamps = np.array([f.oxts_stamp_ns for f in frames], np.int64)
     lat, lon, alt = (np.array([getattr(f.oxts, k) for f in frames]) for k in ('lat', 'lon',
@@ -212,7 +222,7 @@ def _write_bag(drive: KittiDrive, path: Path, *, storage: str, compressed: bool,
     noisy_cov = noise.stated_covariance_enu_m2()
     image_role = 'image_compressed' if compressed else 'image'
     roles = [image_role, 'camera_info', 'fix', 'fix_noisy', 'tf_static', 'ground_truth_pose']
-    mount = CameraMount()
+    mount = camera.mount
     with Writer(path, version=BAG_VERSION, storage_plugin=STORAGES[storage]) as writer:
         conns = {role: writer.add_connection(
             TOPICS[role], _MSGTYPES[role], typestore=bm.TYPESTORE,
@@ -239,7 +249,7 @@ def _write_bag(drive: KittiDrive, path: Path, *, storage: str, compressed: bool,
             messages = [
                 (t_img, image_role, image),
                 (t_img, 'camera_info',
-                 bm.camera_info_msg(drive.calib.P_rect_02, image_hw, t_img, CAMERA_FRAME)),
+                 camera.camera_info(drive.calib.P_rect_02, image_hw, t_img, CAMERA_FRAME)),
                 (t_oxts, 'fix', bm.nav_sat_fix_msg(t_oxts, GPS_FRAME, oxts.lat, oxts.lon,
                                                    oxts.alt, fix_covariance_enu_m2(oxts))),
                 (t_oxts, 'fix_noisy', bm.nav_sat_fix_msg(
@@ -265,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--compressed', action=argparse.BooleanOptionalAction, default=False,
                         help='write image_raw/compressed (JPEG) instead of raw rgb8 images')
     parser.add_argument('--jpeg-quality', type=int, default=90, help='with --compressed')
+    parser.add_argument('--camera-model', choices=CAMERA_CHOICES, default='auto',
+                        help="image_02's camera (default auto: the drive's "
+                        "image_02/camera.json marker, else pinhole)")
     defaults = GnssNoiseConfig()
     parser.add_argument('--sigma-m', type=float, default=defaults.sigma_m,
                         help='GNSS white noise per horizontal axis, metres (1 sigma)')
@@ -296,7 +309,8 @@ def main(args=None) -> None:
                                 random_walk_m_per_sqrt_s=ns.random_walk_m_per_sqrt_s)
         convert_drive(ns.drive_dir, ns.out_bag, storage=ns.storage, compressed=ns.compressed,
                       jpeg_quality=ns.jpeg_quality, noise=noise, seed=ns.seed,
-                      datum=ns.datum, max_frames=ns.max_frames, overwrite=ns.overwrite)
+                      datum=ns.datum, max_frames=ns.max_frames, overwrite=ns.overwrite,
+                      camera_model=ns.camera_model)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         raise SystemExit(f'geodistill-kitti2bag: error: {err}') from None
 

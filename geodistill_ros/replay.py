@@ -51,6 +51,7 @@ from geodistill_ros.messages import (
     navsatfix_to_fix,
     yaw_from_quaternion,
 )
+from geodistill_ros.model_crop import crop_parameters, model_crop  # noqa: F401 (re-export)
 from geodistill_ros.model_loading import load_localizer, resolve_device
 from geodistill_ros.node_config import config_from_values
 from geodistill_ros.params import SPECS
@@ -124,34 +125,6 @@ class ReplayResult:
 
 # --- node configuration -------------------------------------------------------------------
 
-def model_crop(checkpoint: str, camera_model: str) -> tuple[float, int] | None:
-    """(crop_size_m, crop_size_px) matching a checkpoint's training crops, or None.
-
-    From the checkpoint's meters_per_px (at the model's satellite input): crop_size_m =
-    meters_per_px x satellite side, cut at twice that many pixels (the Localizer resizes,
-    antialiased). Checkpoints of the KITTI trainers record no meters_per_px; their crop is
-    the reader's: sat_crop_px satmap pixels at satmap_meters_per_px.
-    """
-    from geodistill_core.localizer import ASSETS_DIR
-    path = Path(checkpoint) if checkpoint else ASSETS_DIR / f'default_{camera_model}_location'
-    try:
-        record = json.loads((path / 'config.json').read_text())
-        side = int(record['input_sizes']['satellite_hw'][0])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    mpp = record.get('meters_per_px')
-    if isinstance(mpp, (int, float)) and mpp > 0:
-        return float(mpp) * side, 2 * side
-    data = (record.get('training_config') or {}).get('data') or {}
-    if data.get('dataset') == 'kitti':
-        from geodistill_core.data.kitti import KittiConfig
-        options = data.get('reader_options') or {}
-        crop_px = int(options.get('sat_crop_px', KittiConfig.sat_crop_px))
-        return float(options.get('satmap_meters_per_px',
-                                 KittiConfig.satmap_meters_per_px)) * crop_px, crop_px
-    return None
-
-
 def node_parameters(bag: bp.DriveBag, config: ReplayConfig) -> dict:
     """Flat parameter name -> value for the node (also the offline run's NodeConfig)."""
     sidecar = bag.sidecar
@@ -167,9 +140,7 @@ def node_parameters(bag: bp.DriveBag, config: ReplayConfig) -> dict:
                                 else ''),
         'device': config.device, 'publish_heatmap': True, 'diagnostics_period_s': 0.1,
         **{f'camera_offset.{k}': v for k, v in mount.items()}}
-    crop = model_crop(config.checkpoint, camera_model)
-    if crop is not None:
-        values['crop_size_m'], values['crop_size_px'] = crop
+    values.update(crop_parameters(config.checkpoint, camera_model, config.params))
     values.update(config.params)
     for name, value in values.items():  # ROS parameters are typed: 49 is not a double
         spec = SPECS.get(name)
@@ -576,7 +547,7 @@ def replay(config: ReplayConfig) -> ReplayResult:
         'model': values['location_checkpoint'] or 'embedded default',
         'device': values['device'],
         'drive': {k: bag.sidecar.get(k) for k in ('date', 'drive', 'frame_count', 'seed',
-                                                  'noise', 'datum')},
+                                                  'noise', 'datum', 'camera_model')},
         'heading': bp.HeadingFeed(config.heading, config.heading_noise_deg,
                                   config.seed).describe(),
         'frames': dict(counts, processed=processed),

@@ -76,8 +76,27 @@ def test_demo_runs_end_to_end_on_a_short_drive(ros_isolation, tmp_path):
     assert repeat['position'] == metrics['position']
 
 
-def test_panorama_demo_says_it_is_not_available_yet():
-    proc = subprocess.run([sys.executable, '-m', 'geodistill_ros.demo', '--panorama'],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert 'panorama demo is not available yet' in proc.stderr
+def _panorama_checkpoint(path: Path, meters_per_px) -> Path:
+    path.mkdir(parents=True)
+    (path / 'config.json').write_text(json.dumps({
+        'input_sizes': {'ground_hw': [128, 256], 'satellite_hw': [256, 256]},
+        'meters_per_px': meters_per_px, 'training_config': {'data': {'dataset': 'vigor'}}}))
+    return path
+
+
+def test_panorama_demo_names_what_is_missing(monkeypatch, tmp_path, caplog):
+    import geodistill_core.localizer as localizer
+    from geodistill_ros import demo
+    assets = tmp_path / 'assets'
+    monkeypatch.setattr(localizer, 'ASSETS_DIR', assets)
+    missing = demo.panorama_missing()
+    assert len(missing) == 1 and 'embedded default panorama model' in missing[0]
+    assert str(assets / 'default_panorama_location' / 'config.json') in missing[0]
+    assert demo.main(['--panorama', '--out', str(tmp_path / 'out')]) == 2
+    assert 'panorama demo cannot run' in caplog.text
+    assert 'default_panorama_location' in caplog.text and '--checkpoint' in caplog.text
+    assert not (tmp_path / 'out').exists()  # nothing generated
+    # a model whose satellite resolution is unknown is missing a piece too
+    unknown = _panorama_checkpoint(tmp_path / 'unknown', None)
+    assert 'satellite resolution' in demo.panorama_missing(str(unknown))[0]
+    assert demo.panorama_missing(str(_panorama_checkpoint(tmp_path / 'ok', 0.27))) == []

@@ -16,6 +16,13 @@ ground, and is rendered there with the KITTI-like camera (1242 x 375, fx 721.537
 cars within ``clear_cars_radius_m`` of the path are removed from the ground view (the
 vehicle would drive through them); the satellite keeps them.
 
+``camera='panorama'`` (a roof-mounted 360 camera, for VIGOR-style models) renders image_02
+as an equirectangular panorama of ``pano_hw`` whose centre column looks along the vehicle's
+heading (the OXTS yaw; azimuth clockwise to the right), at the same roof point as KITTI's
+camera but VIGOR's camera height (2 m, what panorama models are trained at). Such a drive
+carries ``image_02/camera.json`` (``data.kitti_camera``) and its date's calib gives S_rect_02
+= the panorama size with an all-zero P_rect_02. Pinhole drives are written exactly as before.
+
 Time: frames are nominally 10 Hz with a seeded jitter (std ``stamp_jitter_ms``, 1 ms
 resolution, at most +-4 ms). The OXTS record of a frame is the vehicle state at the image's
 instant, so image_02/timestamps.txt and oxts/timestamps.txt hold the same stamps.
@@ -51,13 +58,20 @@ from geodistill_core.data.kitti import (
     KITTI_SPLIT_FILES,
     camera_from_gps_en_m,
 )
+from geodistill_core.data.kitti_camera import (
+    CAMERA_MARKER,
+    CAMERA_MODELS,
+    DriveCamera,
+    camera_marker_bytes,
+)
 from geodistill_core.data.oxts import OxtsRecord, format_kitti_timestamp, format_oxts_line
 from geodistill_core.data.synthetic.drive import hide_ground_cars_near, sample_drive
 from geodistill_core.data.synthetic.export_io import item_seed, write_bytes_atomic, write_image
 from geodistill_core.data.synthetic.export_vigor import TRUTH_DIR
 from geodistill_core.data.synthetic.georef import CITY_INDEX, SyntheticCity
+from geodistill_core.data.synthetic.panorama import render_panorama
 from geodistill_core.data.synthetic.pinhole import KITTI_CAMERA, PinholeCamera, render_pinhole
-from geodistill_core.data.synthetic.poses import CameraPose
+from geodistill_core.data.synthetic.poses import VIGOR_CAMERA_HEIGHT_M, CameraPose
 from geodistill_core.data.synthetic.satellite import render_satellite
 from geodistill_core.data.synthetic.world import World
 from geodistill_core.geodesy import wrap_angle_rad
@@ -72,6 +86,8 @@ DENSE_HZ = 1000
 MAX_JITTER_MS = 4
 _DRIVE, _FRAME, _SATMAP, _STAMPS = 11, 12, 13, 14  # seed purposes
 _NS_PER_S = 1_000_000_000
+PANORAMA_CAMERA_HEIGHT_M = VIGOR_CAMERA_HEIGHT_M
+"""Height of a panorama drive's 360 camera above the ground (VIGOR's, as its models)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +97,8 @@ class KittiDriveConfig:
     frames: number of frames (10 Hz). speed_mps: (min, max) of the drive's constant speed.
     satmap_px: side of the satellite crops. margin_m: the route keeps this far from the
     world's edge. stamp_jitter_ms: std of the frame-time jitter. clear_cars_radius_m: ground
-    cars this close to the path are removed from the ground view.
+    cars this close to the path are removed from the ground view. camera: 'pinhole' (KITTI's
+    image_02) or 'panorama' (equirectangular, ``pano_hw`` (H, W), centre column forward).
     """
 
     frames: int = 100
@@ -90,6 +107,8 @@ class KittiDriveConfig:
     margin_m: float = 40.0
     stamp_jitter_ms: float = 1.5
     clear_cars_radius_m: float = 3.0
+    camera: str = 'pinhole'
+    pano_hw: tuple[int, int] = (320, 640)
 
     def __post_init__(self):
         if self.frames < 2 or not 0 < self.speed_mps[0] <= self.speed_mps[1]:
@@ -97,6 +116,16 @@ class KittiDriveConfig:
                              f'{self.speed_mps}')
         if self.satmap_px < 16 or self.stamp_jitter_ms < 0:
             raise ValueError(f'bad satmap_px {self.satmap_px} or jitter {self.stamp_jitter_ms}')
+        if self.camera not in CAMERA_MODELS or len(self.pano_hw) != 2 or min(self.pano_hw) < 8:
+            raise ValueError(f'camera must be one of {CAMERA_MODELS} and pano_hw (H, W) >= 8 '
+                             f'px; got {self.camera!r}, {self.pano_hw}')
+
+    def drive_camera(self) -> DriveCamera | None:
+        """The image_02 marker of a panorama drive (None for pinhole drives: no marker)."""
+        if self.camera == 'pinhole':
+            return None
+        return DriveCamera('panorama', tuple(self.pano_hw), KITTI_GPS_TO_CAMERA_FORWARD_M,
+                           KITTI_GPS_TO_CAMERA_RIGHT_M, PANORAMA_CAMERA_HEIGHT_M)
 
 
 def min_satmap_px(sat_crop_px: int = 512, shift_range_m: float = 20.0,
@@ -123,13 +152,17 @@ def frame_names(date: str, number: int, frames: int) -> list[str]:
     return [f'{date}/{drive}/{k:010d}.png' for k in range(frames)]
 
 
-def calib_text(camera: PinholeCamera = KITTI_CAMERA) -> str:
+def calib_text(camera: PinholeCamera = KITTI_CAMERA,
+               panorama_hw: tuple[int, int] | None = None) -> str:
     """calib_cam_to_cam.txt for the synthetic rig: image_02 is the rectified reference
-    camera (identity rectification, zero baseline in P_rect_02)."""
+    camera (identity rectification, zero baseline in P_rect_02). panorama_hw (H, W): a
+    panorama rig instead: S_rect_02 is its size, K_02 and P_rect_02 are zero."""
     eye = ' '.join(f'{v:e}' for v in np.eye(3).ravel())
-    K = camera.K
+    K = camera.K if panorama_hw is None else np.zeros((3, 3))
     P = np.concatenate([K, np.zeros((3, 1))], axis=1)
-    size = f'{camera.width_px:e} {camera.height_px:e}'
+    width, height = ((camera.width_px, camera.height_px) if panorama_hw is None
+                     else (panorama_hw[1], panorama_hw[0]))
+    size = f'{width:e} {height:e}'
     return '\n'.join([
         'calib_time: 01-Jan-2024 12:00:00', 'corner_dist: 9.950000e-02',
         f'S_02: {size}', f'K_02: {" ".join(f"{v:e}" for v in K.ravel())}',
@@ -138,10 +171,10 @@ def calib_text(camera: PinholeCamera = KITTI_CAMERA) -> str:
         f'R_rect_02: {eye}', f'P_rect_02: {" ".join(f"{v:e}" for v in P.ravel())}', ''])
 
 
-def write_kitti_calib(root: str | Path, date: str,
-                      camera: PinholeCamera = KITTI_CAMERA) -> Path:
+def write_kitti_calib(root: str | Path, date: str, camera: PinholeCamera = KITTI_CAMERA,
+                      panorama_hw: tuple[int, int] | None = None) -> Path:
     path = Path(root) / 'raw_data' / date / 'calib_cam_to_cam.txt'
-    write_bytes_atomic(path, calib_text(camera).encode())
+    write_bytes_atomic(path, calib_text(camera, panorama_hw).encode())
     return path
 
 
@@ -217,16 +250,24 @@ def export_kitti_drive(world: World, city: SyntheticCity, root: str | Path, numb
     stamps = ''.join(f'{format_kitti_timestamp(int(t))}\n' for t in time_ns).encode()
     for sensor in ('image_02', 'oxts'):
         write_bytes_atomic(drive_dir / sensor / 'timestamps.txt', stamps)
+    marker = config.drive_camera()
+    if marker is not None:
+        write_bytes_atomic(drive_dir / CAMERA_MARKER, camera_marker_bytes(marker))
     for k in tqdm(range(config.frames), desc=drive, disable=not progress):
         frame = f'{k:010d}'
         write_bytes_atomic(drive_dir / 'oxts' / 'data' / f'{frame}.txt',
                            (format_oxts_line(records[k]) + '\n').encode())
         image_path = drive_dir / 'image_02' / 'data' / f'{frame}.png'
         if not image_path.is_file():
-            pose = CameraPose(float(cam_e[k]), float(cam_n[k]), float(yaw[k]),
-                              KITTI_CAMERA_HEIGHT_M)
-            rgb = render_pinhole(shown, pose, KITTI_CAMERA,
-                                 seed=item_seed(seed, key, _FRAME, number, k)).rgb
+            frame_seed = item_seed(seed, key, _FRAME, number, k)
+            if marker is None:
+                pose = CameraPose(float(cam_e[k]), float(cam_n[k]), float(yaw[k]),
+                                  KITTI_CAMERA_HEIGHT_M)
+                rgb = render_pinhole(shown, pose, KITTI_CAMERA, seed=frame_seed).rgb
+            else:
+                pose = CameraPose(float(cam_e[k]), float(cam_n[k]), float(yaw[k]),
+                                  marker.height_m)
+                rgb = render_panorama(shown, pose, *marker.image_hw, seed=frame_seed).rgb
             write_image(image_path, rgb)
         sat_path = satmap_dir / f'{frame}.png'
         if not sat_path.is_file():

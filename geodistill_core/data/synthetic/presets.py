@@ -14,11 +14,13 @@ Output (``out``)::
 | bench | 400 m, 0.125 m | 150 panoramas x 4 cities | 3 x (2 train + 1 test1) x 50, 2 x 50 | 4 |
 | bench_vigor | 400 m, 0.125 m | 800 panoramas x 4 cities | - | - |
 | demo | 480 m, 0.125 m | - | one test2 drive x 300 (SynthOldTown) | 1 |
+| demo_panorama | 480 m, 0.125 m | - | the same drive with a 360 camera (panorama) | 1 |
 
 tiny uses SynthDowntown (train) and SynthOldTown (test); bench and bench_vigor all four
 cities (bench_vigor is the GeoDistill benchmark's data: bench/bench_geodistill.py). Panoramas
 320 x 640 JPEG; tiles 640 x 640 PNG; KITTI images 1242 x 375 PNG, satmaps 832 x 832 PNG;
-maps 0.2 m/px.
+maps 0.2 m/px. demo_panorama's image_02 holds 320 x 640 equirectangular PNG panoramas
+(export_kitti ``camera='panorama'``: centre column = heading, camera 2 m up).
 
 Cross-area protocol (both layouts): the training cities have styles grid_downtown,
 suburb_organic and industrial; old_town is never used for training (VIGOR cross-area test
@@ -121,7 +123,11 @@ class SyntheticPreset:
         return out
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        out = json.loads(json.dumps(asdict(self)))
+        drive = out.get('kitti_drive')
+        if drive and drive['camera'] == 'pinhole':  # as before the panorama option: the
+            del drive['camera'], drive['pano_hw']    # recorded configs of old runs stay valid
+        return out
 
 
 SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {p.name: p for p in (
@@ -140,6 +146,10 @@ SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {p.name: p for p in (
         'demo', world_size_m=480.0, cell_m=0.125,
         kitti_drive=KittiDriveConfig(frames=300, margin_m=60.0), kitti_train_cities=(),
         kitti_test2_drives=1),
+    SyntheticPreset(
+        'demo_panorama', world_size_m=480.0, cell_m=0.125,
+        kitti_drive=KittiDriveConfig(frames=300, margin_m=60.0, camera='panorama'),
+        kitti_train_cities=(), kitti_test2_drives=1),
 )}
 PRESET_NAMES = tuple(SYNTHETIC_PRESETS)
 
@@ -255,7 +265,8 @@ def _kitti_city(preset, out: Path, city, drives, seed: int, config: dict, worlds
                 progress: bool, splits: dict) -> None:
     """A city's KITTI drives (calibration, frames, satmaps) and its GeoTIFF map."""
     root, date = out / 'kitti', city.kitti_date
-    write_kitti_calib(root, date)
+    camera = preset.kitti_drive.drive_camera()
+    write_kitti_calib(root, date, panorama_hw=None if camera is None else camera.image_hw)
     for _, number, split in drives:
         _unit(root, drive_folder(date, number), {**config, 'unit': [city.name, number]},
               lambda number=number: export_kitti_drive(
