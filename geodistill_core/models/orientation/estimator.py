@@ -4,8 +4,9 @@ The panorama is normalised and projected onto the ground seen by a virtual downw
 pinhole camera (geometry.downward_view_grid, FoV 170 deg, north up) assuming the prior
 yaw (geometry.panorama_bev_grid). If the camera's true yaw is prior + d, that BEV is the
 true one turned clockwise by d (geometry.rotation: rotate_bev(bev, -d)); the network reads
-d off the misalignment with the north-up satellite image. Two non-shared encoders, their
-stride-32 maps concatenated, fused by conv 3x3 + BN + ReLU, global average pooling and an
+d off the misalignment with the north-up satellite image. Two non-shared encoders
+(encoders.py), their maps at the configured level (stride 32 for EfficientNet-B0, 16 for
+the Lite0 cut) concatenated, fused by conv 3x3 + BN + ReLU, global average pooling and an
 MLP over 1-degree bins of the prior range (yaw_bins.py).
 
 The downward view is the same image whatever the camera height (every cell scales with
@@ -28,9 +29,9 @@ import torch.nn.functional as F
 
 from geodistill_core.geodesy import wrap_angle_rad
 from geodistill_core.geometry import downward_view_grid, panorama_bev_grid, sample_image
-from geodistill_core.models.ccvpe.encoders import build_encoder
 from geodistill_core.models.feature_levels import select_level
 from geodistill_core.models.orientation.config import OrientationEstimatorConfig
+from geodistill_core.models.orientation.encoders import build_orientation_encoder
 from geodistill_core.models.orientation.yaw_bins import (
     decode_yaw_offset_deg,
     yaw_bin_centers_deg,
@@ -68,7 +69,7 @@ class OrientationEstimator(nn.Module):
     """Satellite image + panorama + prior yaw -> yaw offset distribution over bins.
 
     satellite_encoder, ground_encoder: non-shared nn.Modules mapping (B, 3, H, W)
-    normalised images to a list/dict holding the configured stride-32 maps.
+    normalised images to a list/dict holding the configured maps (both at one stride).
     """
 
     def __init__(self, config: OrientationEstimatorConfig, satellite_encoder: nn.Module,
@@ -117,7 +118,7 @@ class OrientationEstimator(nn.Module):
         """Yaw of the panorama's camera relative to its prior.
 
         satellite_rgb01: (B, 3, Hs, Ws) north-up satellite crops, RGB in [0, 1], the same
-            size as the downward view (bev_size_px) so both stride-32 maps align.
+            size as the downward view (bev_size_px) so both feature maps align.
         panorama_rgb01: (B, 3, Hp, Wp) equirectangular panoramas, RGB in [0, 1].
         prior_yaw_rad: (B,) prior map-frame yaw of the panorama centre column (0 = east,
             counter-clockwise; pi / 2 for a north-aligned VIGOR panorama).
@@ -155,8 +156,19 @@ class OrientationEstimator(nn.Module):
                                self.config.label_sigma_bins)
 
 
-def build_orientation_estimator(config: OrientationEstimatorConfig) -> OrientationEstimator:
-    """The estimator with new randomly initialised encoders named by config.backbone."""
-    return OrientationEstimator(config, build_encoder(config.backbone),
-                                build_encoder(config.backbone))
+def build_orientation_estimator(config: OrientationEstimatorConfig,
+                                load_pretrained: bool = True) -> OrientationEstimator:
+    """The estimator with new encoders named by config.backbone (encoders.py).
+
+    The encoders start from their ImageNet weights when config.pretrained and
+    load_pretrained; load_pretrained=False builds random weights (a checkpoint then
+    supplies them, so loading one never needs the pretrained file).
+    """
+    pretrained = config.pretrained and load_pretrained
+    return OrientationEstimator(
+        config,
+        build_orientation_encoder(config.backbone, config.satellite_feature_key,
+                                  config.satellite_channels, pretrained),
+        build_orientation_encoder(config.backbone, config.ground_feature_key,
+                                  config.ground_channels, pretrained))
 

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from geodistill_core.training import OrientationConfig, OrientationLossModule
+from geodistill_core.models.orientation import OrientationEstimatorConfig
+from geodistill_core.training import OrientationConfig, OrientationLossModule, preset
 from geodistill_core.training.flat_world import FlatWorldDataset
 
 
@@ -45,3 +46,19 @@ def test_loss_is_low_for_logits_at_the_label_and_bins_checked():
             return torch.zeros(2, 5)
     with pytest.raises(ValueError, match=r'\(B, 21\)'):
         OrientationLossModule(Wrong(), config)(batch, 0)
+
+
+def test_synthetic_bench_orientation_preset_is_the_pretrained_lite0_cut_at_stride_16():
+    conf = preset('synthetic_bench', 'orientation')
+    estimator = OrientationEstimatorConfig.from_dict(conf.model.estimator)
+    assert (estimator.backbone, estimator.pretrained, conf.model.pretrained) == (
+        'efficientnet_lite0', True, True)
+    assert (estimator.ground_feature_key, estimator.ground_channels) == (4, 112)
+    assert (estimator.satellite_feature_key, estimator.satellite_channels) == (4, 112)
+    assert estimator.bev_size_px == conf.data.sat_size == 256
+    assert conf.data.ground_hw == (128, 256)
+    assert estimator.prior_range_deg == conf.orientation.prior_range_deg == 45.0
+    # the other presets keep their encoders
+    for name, backbone in (('vigor_cross', 'efficientnet_b0'), ('tiny', 'tiny')):
+        other = OrientationEstimatorConfig.from_dict(preset(name, 'orientation').model.estimator)
+        assert (other.backbone, other.pretrained) == (backbone, False)
