@@ -1,14 +1,20 @@
-"""Train the embedded default model (pinhole, KITTI-like) on synthetic data, label-free.
+"""Train an embedded default location model on synthetic data, label-free.
 
     python train/make_default_model.py --out outputs/default_model [--base-steps 600]
+    python train/make_default_model.py --camera panorama --out outputs/bench --device cpu
 
 Steps (each skipped when already done, so an interrupted run resumes):
-1. synthetic training data in the KITTI layout (train/make_synthetic.py, city styles other
-   than the demo's old_town),
-2. the weakly supervised base model (preset synthetic_kitti, weak triplet, no positions),
-3. GeoDistill from that base (FoV stripe-masked student, sharpened CE, EMA teacher),
-4. copy the distilled teacher into geodistill_core/assets/default_pinhole_location, the
-   model `Localizer.default('pinhole')` and the node load when no checkpoint is given.
+1. synthetic training data (train/make_synthetic.py, city styles other than the demo's
+   old_town): pinhole, the KITTI layout (many short drives, `training_data_preset`);
+   panorama, the VIGOR layout (preset bench_vigor, the GeoDistill benchmark's data);
+2. the weakly supervised base model (preset synthetic_kitti | synthetic_bench, weak
+   triplet, no positions),
+3. GeoDistill from that base (FoV-masked student, sharpened CE, EMA teacher),
+4. copy the distilled teacher into geodistill_core/assets/default_<camera>_location, the
+   model `Localizer.default(camera)` and the node load when no checkpoint is given.
+
+The panorama recipe is the benchmark's (bench/bench_geodistill.py with the same --out and
+--device): after the benchmark this only installs its GeoDistill teacher.
 """
 from __future__ import annotations
 
@@ -37,24 +43,35 @@ def training_data_preset():
 
 def make_default_model(out_dir: Path, *, base_epochs: int = 8,
                        base_steps: int | None = None, distill_epochs: int = 8,
-                       distill_steps: int | None = None, install: bool = True) -> Path:
-    """Run the whole recipe; returns the installed (or distilled) checkpoint directory."""
+                       distill_steps: int | None = None, install: bool = True,
+                       camera: str = 'pinhole', device: str = 'auto') -> Path:
+    """Run the whole recipe; returns the installed (or distilled) checkpoint directory.
+    The epoch and step arguments apply to the pinhole recipe; the panorama recipe is the
+    synthetic_bench preset as it stands (the benchmark's)."""
     from geodistill_core.data.synthetic.presets import make_synthetic
 
     out_dir = Path(out_dir)
-    data_root = Path(make_synthetic(training_data_preset(), out_dir / 'data', seed=0,
-                                    layout='kitti')) / 'kitti'
-    base_conf = preset('synthetic_kitti', 'location')
-    base_conf = replace(base_conf, loop=replace(base_conf.loop, epochs=base_epochs,
-                                                steps_per_epoch=base_steps, val_steps=8))
+    if camera == 'panorama':
+        data_root = Path(make_synthetic('bench_vigor', out_dir / 'data', seed=0,
+                                        layout='vigor', progress=False)) / 'vigor'
+        name, distill_dir, loops = 'synthetic_bench', 'geodistill', ({}, {})
+    elif camera == 'pinhole':
+        data_root = Path(make_synthetic(training_data_preset(), out_dir / 'data', seed=0,
+                                        layout='kitti')) / 'kitti'
+        name, distill_dir = 'synthetic_kitti', 'distill'
+        loops = ({'epochs': base_epochs, 'steps_per_epoch': base_steps, 'val_steps': 8},
+                 {'epochs': distill_epochs, 'steps_per_epoch': distill_steps, 'val_steps': 8})
+    else:
+        raise ValueError(f"camera must be 'pinhole' or 'panorama', got {camera!r}")
+    base_conf = preset(name, 'location')
+    base_conf = replace(base_conf, loop=replace(base_conf.loop, device=device, **loops[0]))
     base = train_location(base_conf, RunPaths(out_dir / 'base', data_root))
-    dist_conf = preset('synthetic_kitti', 'distill')
-    dist_conf = replace(dist_conf, loop=replace(dist_conf.loop, epochs=distill_epochs,
-                                                steps_per_epoch=distill_steps, val_steps=8))
-    teacher = distill(dist_conf, RunPaths(out_dir / 'distill', data_root, base))
+    dist_conf = preset(name, 'distill')
+    dist_conf = replace(dist_conf, loop=replace(dist_conf.loop, device=device, **loops[1]))
+    teacher = distill(dist_conf, RunPaths(out_dir / distill_dir, data_root, base))
     if not install:
         return teacher
-    target = ASSETS_DIR / 'default_pinhole_location'
+    target = ASSETS_DIR / f'default_{camera}_location'
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +82,8 @@ def make_default_model(out_dir: Path, *, base_epochs: int = 8,
 
 def main(args=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--camera', choices=('pinhole', 'panorama'), default='pinhole')
+    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
     parser.add_argument('--out', type=Path, default=Path('outputs/default_model'))
     parser.add_argument('--base-epochs', type=int, default=8)
     parser.add_argument('--base-steps', type=int, default=None, help='cap on steps per epoch')
@@ -77,7 +96,8 @@ def main(args=None) -> Path:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     return make_default_model(ns.out, base_epochs=ns.base_epochs,
                               base_steps=ns.base_steps, distill_epochs=ns.distill_epochs,
-                              distill_steps=ns.distill_steps, install=ns.install)
+                              distill_steps=ns.distill_steps, install=ns.install,
+                              camera=ns.camera, device=ns.device)
 
 
 if __name__ == '__main__':

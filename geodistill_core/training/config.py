@@ -21,7 +21,7 @@ AMP_MODES = ('none', 'bf16', 'fp16')
 MASKS = ('fov', 'random_patch', 'none')
 DISTILL_MODES = ('distill', 'augment')
 TEACHER_UPDATES = ('ema', 'fixed', 'previous_student')
-SELECT_METRICS = ('loss', 'mean_error_m')
+SELECT_METRICS = ('loss', 'mean_error_m', 'last')
 YAW_KEYS = ('yaw_rad', 'yaw_prior_rad')
 
 
@@ -144,7 +144,10 @@ class LoopConfig:
         (a killed run loses at most N - 1 steps).
     select_metric: best checkpoint on the validation split by 'loss' (the objective's
         label-free validation loss) or 'mean_error_m' (localisation error on the
-        validation split, which reads its evaluation labels).
+        validation split, which reads its evaluation labels); 'last': no selection, best/
+        holds the latest epoch (a fixed schedule; validation is still logged).
+        Distillation uses 'last': its label-free validation losses do not track
+        localisation (README, GeoDistill benchmark).
     amp: 'none' | 'bf16' | 'fp16' (CUDA only; ignored on the CPU with a warning).
     device: 'auto' (CUDA when present), 'cpu' or 'cuda'.
     """

@@ -288,7 +288,10 @@ class Trainer:
         record: dict[str, Any] = {'epoch': epoch + 1, 'step': self.progress['step'],
                                   'train_loss': self.progress['epoch_loss_sum'] / done, **metrics}
         key = self.config.loop.select_metric
-        if self.val_set is not None:
+        if key == 'last':  # a fixed schedule: the chosen checkpoint is the latest epoch
+            self.progress['best_epoch'] = epoch + 1
+            self._save_model(BEST_DIR, epoch, metrics)
+        elif self.val_set is not None:
             if key not in metrics:
                 raise ValueError(f'validation produced no {key!r} (got {sorted(metrics)}); '
                                  'is the validation split large enough for one batch?')

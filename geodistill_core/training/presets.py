@@ -121,6 +121,8 @@ def preset(name: str, task: str = 'location') -> TrainConfig:
         else:
             model = _orientation_model(data.sat_size, orientation.prior_range_deg)
     distill = DistillConfig(**_DISTILL_OVERRIDES.get(name, {}))
+    if task == 'distill':  # a fixed schedule: see LoopConfig.select_metric
+        loop_overrides = {**loop_overrides, 'select_metric': 'last'}
     return TrainConfig(name=f'{name}_{task}', task=task, data=data, model=model,
                        loop=LoopConfig(epochs=epochs, **loop_overrides),
                        distill=distill, orientation=orientation)

@@ -16,6 +16,7 @@ from geodistill_core.training import (
     WeakObjective,
     build_model,
     load_trained_model,
+    preset,
     save_trained_model,
     train_location,
 )
@@ -140,6 +141,31 @@ def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path, toy_config):
     assert record['provenance']['epoch'] == best_epoch
     assert record['provenance']['validation']['loss'] == pytest.approx(min(losses))
     assert (tmp_path / 'last').is_dir()
+
+
+def test_fixed_schedule_keeps_the_final_epoch_whatever_the_validation_loss(tmp_path,
+                                                                           toy_config):
+    rising = [0.1, 0.5, 0.9]  # validation loss that grows: 'loss' would keep epoch 1
+    best_epochs = {}
+    for select in ('last', 'loss'):
+        conf = replace(toy_config, loop=replace(toy_config.loop, epochs=3, select_metric=select))
+        trainer, _ = make_trainer(conf, tmp_path / select, 0)
+        trainer.validate = lambda epoch: {'loss': rising[epoch]}
+        result = trainer.fit()
+        assert [h['loss'] for h in result.history] == rising  # still validated and logged
+        best, _, record = load_trained_model(result.best_path)
+        best_epochs[select] = record['provenance']['epoch']
+    assert best_epochs == {'last': 3, 'loss': 1}
+    last, _, _ = load_trained_model(tmp_path / 'last' / 'last')
+    best, _, _ = load_trained_model(tmp_path / 'last' / 'best')
+    for a, b in zip(best.state_dict().values(), last.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_distillation_presets_use_a_fixed_schedule():
+    assert preset('synthetic_bench', 'distill').loop.select_metric == 'last'
+    assert preset('vigor_cross', 'distill').loop.select_metric == 'last'
+    assert preset('vigor_cross', 'location').loop.select_metric == 'loss'
 
 
 def test_run_refuses_a_different_config_and_skips_a_finished_run(tmp_path, toy_config,
