@@ -76,6 +76,26 @@ def test_demo_runs_end_to_end_on_a_short_drive(ros_isolation, tmp_path):
     assert repeat['position'] == metrics['position']
 
 
+def test_panorama_demo_beats_gnss_on_a_short_drive(ros_isolation, tmp_path):
+    """`make demo DEMO_ARGS=--panorama` shortened: the 360-camera drive through the real
+    node with the embedded default panorama model, which must beat its GNSS input."""
+    from geodistill_ros.demo import panorama_missing
+    if panorama_missing():
+        pytest.fail(f'panorama demo pieces missing: {panorama_missing()}')
+    frames = 12
+    proc = subprocess.run([sys.executable, '-m', 'geodistill_ros.demo', '--panorama',
+                           '--frames', str(frames), '--out', str(tmp_path / 'demo')],
+                          env=ros_isolation, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'synthetic panorama' in proc.stdout and f'frames     {frames} played' in proc.stdout
+    report_dir = tmp_path / 'demo' / f'report_panorama_{frames}frames'
+    report = json.loads((report_dir / 'report.json').read_text())
+    metrics = report['metrics']
+    assert report['frames']['outputs'] >= frames // 2, report['frames']
+    gnss = metrics['gnss_on_output_frames']['position']['median']
+    assert metrics['position']['median'] < gnss, (metrics['position'], gnss)
+
+
 def _panorama_checkpoint(path: Path, meters_per_px) -> Path:
     path.mkdir(parents=True)
     (path / 'config.json').write_text(json.dumps({
