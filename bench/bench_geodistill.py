@@ -43,6 +43,9 @@ PRESET = 'synthetic_bench'
 DATA_PRESET = 'bench_vigor'
 AREAS = {'same_area': (), 'cross_area': ('area=cross',)}
 METHODS = ('base', 'geodistill', 'augment')
+# --continued-control: the weak objective continued from the base for as many steps as
+# GeoDistill, without masks: separates "more training" from "masking" in the control.
+CONTINUED = 'continued'
 METRICS = ('mean', 'median', 'recall_1m', 'recall_3m', 'recall_5m')
 
 
@@ -63,7 +66,8 @@ def _loop(conf, epochs, steps, device):
 
 def run(out: Path, device: str = 'auto', base_epochs: int | None = None,
         distill_epochs: int | None = None, steps_per_epoch: int | None = None,
-        max_eval_items: int | None = None, results_path: Path = DEFAULT_OUT) -> dict:
+        max_eval_items: int | None = None, results_path: Path = DEFAULT_OUT,
+        continued_control: bool = False) -> dict:
     """Run every step under `out`; returns (and writes to `results_path`) the results."""
     out = Path(out)
     results: dict = {'wall_clock_s': {}, 'machine': _machine(), 'command': ' '.join(sys.argv)}
@@ -80,8 +84,15 @@ def run(out: Path, device: str = 'auto', base_epochs: int | None = None,
                        distill=replace(dist_conf.distill, mode='augment'))
     checkpoints['augment'] = _timed(results, 'train_augment', lambda: distill(
         aug_conf, RunPaths(out / 'augment', data_root, base)))
+    methods = METHODS
+    if continued_control:
+        cont_conf = replace(aug_conf, name=f'{PRESET}_{CONTINUED}',
+                            distill=replace(aug_conf.distill, mask='none'))
+        checkpoints[CONTINUED] = _timed(results, f'train_{CONTINUED}', lambda: distill(
+            cont_conf, RunPaths(out / CONTINUED, data_root, base)))
+        methods = (*METHODS, CONTINUED)
     results['table'] = {}
-    for method in METHODS:
+    for method in methods:
         for area, overrides in AREAS.items():
             conf = EvalConfig(dataset='vigor', split='test', data_overrides=overrides,
                               max_items=max_eval_items, device=device, progress=False,
@@ -95,7 +106,8 @@ def run(out: Path, device: str = 'auto', base_epochs: int | None = None,
             metrics = report['metrics']['localization_m']
             results['table'][f'{method}/{area}'] = {
                 **{k: metrics[k] for k in METRICS}, 'count': metrics['count'],
-                'cities': report['data'].get('cities'), 'results': str(path)}
+                'cities': report['data']['reader_config']['cities'],
+                'results': str(path)}
     base_cross = results['table']['base/cross_area']
     dist_cross = results['table']['geodistill/cross_area']
     results['cross_area_mean_reduction'] = 1.0 - dist_cross['mean'] / base_cross['mean']
@@ -104,19 +116,20 @@ def run(out: Path, device: str = 'auto', base_epochs: int | None = None,
         results['table']['augment/cross_area']['mean'] > dist_cross['mean'])
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + '\n')
-    print(markdown_table(results))
+    print(markdown_table(results, methods))
     print(f'\nresults: {results_path}')
     return results
 
 
-def markdown_table(results: dict) -> str:
+def markdown_table(results: dict, methods=METHODS) -> str:
     """The README table: one row per (method, area)."""
     names = {'base': 'weakly supervised base', 'geodistill': 'GeoDistill',
-             'augment': 'FoV masks as augmentation (control)'}
+             'augment': 'FoV masks as augmentation (control)',
+             CONTINUED: 'weak objective continued, no mask (control)'}
     rows = ['| model | test | mean (m) | median (m) | R@1 m | R@3 m | R@5 m | items |',
             '|---|---|---|---|---|---|---|---|']
     for area in AREAS:
-        for method in METHODS:
+        for method in methods:
             m = results['table'][f'{method}/{area}']
             rows.append(f"| {names[method]} | {area.replace('_', '-')} | {m['mean']:.2f} | "
                         f"{m['median']:.2f} | {100 * m['recall_1m']:.1f}% | "
@@ -142,10 +155,12 @@ def main(argv=None) -> dict:
     parser.add_argument('--distill-epochs', type=int, help=f'default: the {PRESET} preset')
     parser.add_argument('--steps-per-epoch', type=int, help='cap (default: whole epochs)')
     parser.add_argument('--max-eval-items', type=int, help='evaluate the first N items only')
+    parser.add_argument('--continued-control', action='store_true',
+                        help='also continue the weak objective without masks (a 2nd control)')
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     return run(ns.out, ns.device, ns.base_epochs, ns.distill_epochs, ns.steps_per_epoch,
-               ns.max_eval_items, ns.results)
+               ns.max_eval_items, ns.results, ns.continued_control)
 
 
 if __name__ == '__main__':
