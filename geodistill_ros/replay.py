@@ -19,108 +19,40 @@ FixBuffer pairing and Localizer in this process, every image processed (determin
 paced DDS replay processes the same frames, so their metrics agree). Truth and the GNSS
 input are taken at each image stamp (interpolated); frames without output count as misses
 in ``position_all_frames``.
+
+Modules: replay_types (config and records), replay_offline (the run without DDS),
+replay_dds (the node subprocess and the player), this one (node parameters, scoring, the
+report and the command line).
 """
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 import json
 import logging
 import math
-import os
 from pathlib import Path
-import random
-import signal
-import subprocess
-import sys
-import time
-from types import SimpleNamespace
 
 import numpy as np
-import rclpy
 import yaml
 
 from geodistill_core.geodesy import LocalEnu
 from geodistill_ros import bag_player as bp
-from geodistill_ros.diagnostics import NodeStats
 from geodistill_ros.fix_buffer import FixBuffer
-from geodistill_ros.heading import HeadingSample
-from geodistill_ros.messages import (
-    camera_info_to_pinhole,
-    navsatfix_to_fix,
-    yaw_from_quaternion,
-)
 from geodistill_ros.model_crop import crop_parameters, model_crop  # noqa: F401 (re-export)
-from geodistill_ros.model_loading import load_localizer, resolve_device
-from geodistill_ros.node_config import config_from_values
 from geodistill_ros.params import SPECS
-from geodistill_ros.pipeline import Frame, LocalizationPipeline, Rejected
+from geodistill_ros.replay_dds import run_dds, write_params_file  # noqa: F401 (re-export)
+from geodistill_ros.replay_offline import run_offline
+from geodistill_ros.replay_types import (  # noqa: F401 (re-export)
+    FrameOutput,
+    ReplayConfig,
+    ReplayResult,
+    RunOutcome,
+)
 from geodistill_ros.report_plots import write_report_plots
 from geodistill_ros.satellite import MapSourceError, make_source
 from geodistill_ros.trajectory_metrics import FrameRecord, evaluate_trajectory, stack_records
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReplayConfig:
-    """One replay. checkpoint '' = the embedded default model. rate None = paced (wait
-    for each image's outcome). params: extra node parameters (name -> value). isolated:
-    a random ROS_DOMAIN_ID and localhost-only discovery for the node and the player.
-    large_message_profile: Fast DDS shared-memory segments for raw images (see
-    FASTDDS_LARGE_MESSAGES_PROFILE; a profile of your own is kept)."""
-
-    bag: Path
-    map_path: Path
-    out_dir: Path
-    checkpoint: str = ''
-    device: str = 'cpu'
-    offline: bool = False
-    rate: float | None = None
-    max_frames: int | None = None
-    heading: str = 'oxts'
-    heading_noise_deg: float = 0.0
-    seed: int = 0
-    params: dict = field(default_factory=dict)
-    frame_timeout_s: float = 60.0
-    startup_timeout_s: float = 240.0
-    isolated: bool = False
-    large_message_profile: bool = True
-    plots: bool = True
-
-
-@dataclass(frozen=True)
-class FrameOutput:
-    """The node's pose for one image: map xy (m), yaw (rad), 2x2 covariance (m^2)."""
-
-    stamp_ns: int
-    xy_m: tuple[float, float]
-    yaw_rad: float
-    cov_xy_m2: np.ndarray
-    confidence: float | None = None
-    latency_s: float | None = None
-
-
-@dataclass
-class RunOutcome:
-    """What one run produced, before scoring."""
-
-    image_stamps: list[int]
-    outputs: dict[int, FrameOutput]
-    counts: dict
-    node_latency_ms: dict
-    wall_s: float
-    notes: list = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    report: dict
-    records: list[FrameRecord]
-    out_dir: Path
-    report_path: Path
-    pictures: dict
 
 
 # --- node configuration -------------------------------------------------------------------
@@ -148,262 +80,6 @@ def node_parameters(bag: bp.DriveBag, config: ReplayConfig) -> dict:
             values[name] = float(value)
     values['publish_heatmap'] = True  # the paced player's per-frame completion signal
     return values
-
-
-def write_params_file(values: dict, path: Path) -> Path:
-    """A ``/**: ros__parameters:`` file with dotted names nested."""
-    tree: dict = {}
-    for name, value in values.items():
-        *parents, leaf = name.split('.')
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': tree}}, sort_keys=False))
-    return path
-
-
-# --- offline run --------------------------------------------------------------------------
-
-class _OfflineNode:
-    """What LocalizationPipeline reads from a LocalizerNode, without rclpy; inputs are fed
-    as LocalizerNode's callbacks handle them, and each image is processed at once."""
-
-    def __init__(self, config, localizer, map_source):
-        self.config, self.localizer, self.map_source = config, localizer, map_source
-        self.stats, self._fixes, self.datum = NodeStats(), FixBuffer(), config.datum
-        self._calibration, self.heading, self.outputs = (None, ''), None, {}
-        self.io = SimpleNamespace(image_topic='image', camera_info_topic='camera_info',
-                                  publish=self._record)
-        self.pipeline = LocalizationPipeline(self)
-
-    def get_logger(self):
-        return LOG
-
-    def warn_throttled(self, key: str, message: str) -> None:
-        LOG.debug('%s: %s', key, message)
-
-    def fix_lookup(self, stamp_ns: int, max_age_s: float, track_window_s: float):
-        return (self._fixes.at(stamp_ns, max_age_s),
-                self._fixes.at(stamp_ns - int(track_window_s * 1e9), max_age_s))
-
-    def clear_heading(self) -> None:
-        self.heading = None
-
-    @property
-    def calibration(self):
-        return self._calibration
-
-    def _record(self, stamp_ns, base, z_m, fix, crop, result, publish_pose) -> None:
-        if publish_pose:
-            self.outputs[stamp_ns] = FrameOutput(stamp_ns, (base.x_m, base.y_m), base.yaw_rad,
-                                                 np.array(base.cov_xy_m2),
-                                                 float(result['confidence']))
-
-    def handle(self, event: bp.BagEvent, heading_yaw: float | None) -> None:
-        if heading_yaw is not None:
-            self.heading = HeadingSample(event.stamp_ns, heading_yaw)
-        if event.role == 'fix_input':
-            fix = navsatfix_to_fix(event.msg)
-            rejection = self._fixes.insert(fix)
-            if rejection is not None:
-                self.stats.fix_rejected(rejection.value)
-            elif self.datum is None and self.config.datum_from_first_fix:
-                alt = fix.alt_m if math.isfinite(fix.alt_m) else 0.0
-                self.datum = LocalEnu(fix.lat_deg, fix.lon_deg, alt)
-        elif event.role == 'camera_info':
-            try:
-                self._calibration = (camera_info_to_pinhole(
-                    event.msg, self.config.camera_info_rectified), '')
-            except ValueError as err:
-                self._calibration = (None, str(err))
-        elif event.role == 'image':
-            started = time.perf_counter()
-            try:
-                self.pipeline.process(Frame(event.msg, started))
-            except Rejected as rejected:
-                self.stats.rejected(rejected.reason, rejected.detail)
-            except Exception as err:  # as the node: count it, keep going
-                self.stats.rejected('internal_error', repr(err))
-                LOG.error('localization failed: %s: %s', type(err).__name__, err)
-            if event.stamp_ns in self.outputs:
-                self.outputs[event.stamp_ns] = replace(self.outputs[event.stamp_ns],
-                                                       latency_s=time.perf_counter() - started)
-
-
-def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig) -> RunOutcome:
-    node_config = config_from_values(values)
-    device, note = resolve_device(node_config.device)
-    if note:
-        LOG.warning(note)
-    localizer = load_localizer(node_config, device, LOG.warning)
-    localizer.warmup()
-    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
-    started, images = time.monotonic(), []
-    with make_source(node_config.map_source_kind, **node_config.map_source_options) as source:
-        node = _OfflineNode(node_config, localizer, source)
-        for event in bp.play_events(bag, config.max_frames):
-            images += [event.stamp_ns] if event.role == 'image' else []
-            node.handle(event, heading.yaw_for(event))
-    stats = node.stats
-    counts = {'images': len(images), 'outputs': len(node.outputs),
-              'low_confidence': stats.totals['low_confidence'],
-              'rejected': dict(stats.rejections_total), 'dropped_busy': 0, 'not_received': 0,
-              'timeouts': 0, 'resent': 0}
-    latency = stats.latency_percentiles_ms()
-    return RunOutcome(images, node.outputs, counts,
-                      {'p50': latency['p50'], 'p95': latency['p95']},
-                      time.monotonic() - started)
-
-
-# --- DDS run ------------------------------------------------------------------------------
-
-@contextmanager
-def _environment(changes: dict):
-    saved = {k: os.environ.get(k) for k in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def node_command(params_file: Path, bag: bp.DriveBag, values: dict) -> list[str]:
-    """The node's command line: console script, params file, sim time, topic remaps."""
-    script = Path(sys.executable).parent / 'localizer_node'
-    cmd = [str(script)] if script.exists() else [sys.executable, '-m', 'geodistill_ros.node']
-    image = 'image/compressed' if values['image_transport'] == 'compressed' else 'image'
-    remaps = {image: bag.topic('image'), 'camera_info': bag.topic('camera_info'),
-              'fix': bag.topic('fix_input'), **bp.OUTPUT_TOPICS}
-    cmd += ['--ros-args', '--params-file', str(params_file), '-p', 'use_sim_time:=true']
-    for name, topic in remaps.items():
-        cmd += ['-r', f'{name}:={topic}']
-    return cmd
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
-    except OSError:
-        return ''
-
-
-FASTDDS_LARGE_MESSAGES_PROFILE = '''<?xml version="1.0" encoding="UTF-8"?>
-<!-- geodistill-replay: shared-memory segments large enough for raw camera images. -->
-<dds xmlns="http://www.eprosima.com">
-  <profiles>
-    <transport_descriptors>
-      <transport_descriptor>
-        <transport_id>geodistill_shm</transport_id>
-        <type>SHM</type>
-        <segment_size>33554432</segment_size>
-        <maxMessageSize>16777216</maxMessageSize>
-      </transport_descriptor>
-      <transport_descriptor>
-        <transport_id>geodistill_udp</transport_id>
-        <type>UDPv4</type>
-      </transport_descriptor>
-    </transport_descriptors>
-    <participant profile_name="geodistill_replay" is_default_profile="true">
-      <rtps>
-        <userTransports>
-          <transport_id>geodistill_shm</transport_id>
-          <transport_id>geodistill_udp</transport_id>
-        </userTransports>
-        <useBuiltinTransports>false</useBuiltinTransports>
-      </rtps>
-    </participant>
-  </profiles>
-</dds>
-'''
-"""Fast DDS defaults to 512 KiB shared-memory segments: a raw KITTI image (1.4 MB) then
-goes over UDP in fragments, and the node's best-effort image subscription loses most of
-them on loopback. This profile (32 MiB segments) carries it through shared memory."""
-
-
-def dds_environment(config: ReplayConfig, out_dir: Path) -> dict:
-    """Environment for the node and the player: isolation, the large-message profile."""
-    env = {}
-    if config.isolated:
-        env = {'ROS_DOMAIN_ID': str(random.SystemRandom().randint(1, 100)),
-               'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-    rmw = os.environ.get('RMW_IMPLEMENTATION') or 'rmw_fastrtps_cpp'
-    if config.large_message_profile and rmw.startswith('rmw_fastrtps'):
-        if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
-            LOG.info('using your Fast DDS profile %s (raw images need shared-memory segments '
-                     'larger than the image)', os.environ['FASTDDS_DEFAULT_PROFILES_FILE'])
-        else:
-            path = out_dir / 'fastdds_profile.xml'
-            path.write_text(FASTDDS_LARGE_MESSAGES_PROFILE)
-            env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(path)
-    return env
-
-
-def run_dds(bag: bp.DriveBag, values: dict, config: ReplayConfig, out_dir: Path) -> RunOutcome:
-    """The node as a subprocess (console script), the bag played to it over DDS."""
-    env = dds_environment(config, out_dir)
-    cmd = node_command(write_params_file(values, out_dir / 'node.yaml'), bag, values)
-    log_path = out_dir / 'node.log'
-    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
-    with _environment(env), open(log_path, 'w') as node_log:
-        LOG.info('starting the node: %s', ' '.join(cmd))
-        proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT,
-                                env=dict(os.environ))
-        context = rclpy.Context()
-        rclpy.init(args=[], context=context)
-        player = None
-        try:
-            player = bp.BagPlayer(bag, context, heading)
-
-            def alive():
-                if proc.poll() is None:
-                    return None
-                return f'the node exited ({proc.returncode}):\n{_tail(log_path)}'
-            player.wait_for_node(alive, config.startup_timeout_s)
-            LOG.info('node ready; playing %s (%s)', bag.path,
-                     'paced' if config.rate is None else f'rate {config.rate:g}')
-            log = player.play(bp.play_events(bag, config.max_frames), config.rate,
-                              config.frame_timeout_s)
-        finally:
-            if player is not None:
-                player.close()
-            rclpy.shutdown(context=context)
-            _stop(proc)
-    outputs = {}
-    for stamp, (msg, received) in log.poses.items():
-        cov = np.array(msg.pose.covariance).reshape(6, 6)
-        sent = log.sent_at.get(stamp)
-        outputs[stamp] = FrameOutput(stamp, (msg.pose.pose.position.x, msg.pose.pose.position.y),
-                                     yaw_from_quaternion(msg.pose.pose.orientation),
-                                     cov[:2, :2].copy(), None,
-                                     None if sent is None else received - sent)
-    diag = log.diagnostics
-    outcomes = list(log.outcomes.values())
-    counts = {'images': len(log.image_stamps), 'outputs': len(outputs),
-              'low_confidence': int(diag.get('low_confidence_total', 0)),
-              'rejected': {k[len('rejected_'):-len('_total')]: int(v) for k, v in diag.items()
-                           if k.startswith('rejected_') and k.endswith('_total')},
-              'dropped_busy': int(diag.get('dropped_busy_total', 0)),
-              'not_received': outcomes.count('lost'), 'timeouts': outcomes.count('timeout'),
-              'resent': log.resent, 'node_images_received': int(diag.get('images_total', 0))}
-    notes = [f'not published (type not installed): {t}' for t in log.skipped_topics]
-    return RunOutcome(list(log.image_stamps), outputs, counts,
-                      {'p50': float(diag.get('latency_p50_ms', 'nan')),
-                       'p95': float(diag.get('latency_p95_ms', 'nan'))}, log.wall_s, notes)
 
 
 # --- scoring and report -------------------------------------------------------------------

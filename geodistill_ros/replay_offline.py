@@ -1,0 +1,117 @@
+"""The replay without DDS: the node's own LocalizationPipeline, FixBuffer pairing and
+Localizer in this process, every image processed at once (deterministic). The paced DDS
+replay (replay_dds) processes the same frames, so their metrics agree."""
+from __future__ import annotations
+
+from dataclasses import replace
+import logging
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from geodistill_core.geodesy import LocalEnu
+from geodistill_ros import bag_player as bp
+from geodistill_ros.diagnostics import NodeStats
+from geodistill_ros.fix_buffer import FixBuffer
+from geodistill_ros.heading import HeadingSample
+from geodistill_ros.messages import camera_info_to_pinhole, navsatfix_to_fix
+from geodistill_ros.model_loading import load_localizer, resolve_device
+from geodistill_ros.node_config import config_from_values
+from geodistill_ros.pipeline import Frame, LocalizationPipeline, Rejected
+from geodistill_ros.replay_types import FrameOutput, ReplayConfig, RunOutcome
+from geodistill_ros.satellite import make_source
+
+LOG = logging.getLogger('geodistill_ros.replay')
+
+
+class _OfflineNode:
+    """What LocalizationPipeline reads from a LocalizerNode, without rclpy; inputs are fed
+    as LocalizerNode's callbacks handle them, and each image is processed at once."""
+
+    def __init__(self, config, localizer, map_source):
+        self.config, self.localizer, self.map_source = config, localizer, map_source
+        self.stats, self._fixes, self.datum = NodeStats(), FixBuffer(), config.datum
+        self._calibration, self.heading, self.outputs = (None, ''), None, {}
+        self.io = SimpleNamespace(image_topic='image', camera_info_topic='camera_info',
+                                  publish=self._record)
+        self.pipeline = LocalizationPipeline(self)
+
+    def get_logger(self):
+        return LOG
+
+    def warn_throttled(self, key: str, message: str) -> None:
+        LOG.debug('%s: %s', key, message)
+
+    def fix_lookup(self, stamp_ns: int, max_age_s: float, track_window_s: float):
+        return (self._fixes.at(stamp_ns, max_age_s),
+                self._fixes.at(stamp_ns - int(track_window_s * 1e9), max_age_s))
+
+    def clear_heading(self) -> None:
+        self.heading = None
+
+    @property
+    def calibration(self):
+        return self._calibration
+
+    def _record(self, stamp_ns, base, z_m, fix, crop, result, publish_pose) -> None:
+        if publish_pose:
+            self.outputs[stamp_ns] = FrameOutput(stamp_ns, (base.x_m, base.y_m), base.yaw_rad,
+                                                 np.array(base.cov_xy_m2),
+                                                 float(result['confidence']))
+
+    def handle(self, event: bp.BagEvent, heading_yaw: float | None) -> None:
+        if heading_yaw is not None:
+            self.heading = HeadingSample(event.stamp_ns, heading_yaw)
+        if event.role == 'fix_input':
+            fix = navsatfix_to_fix(event.msg)
+            rejection = self._fixes.insert(fix)
+            if rejection is not None:
+                self.stats.fix_rejected(rejection.value)
+            elif self.datum is None and self.config.datum_from_first_fix:
+                alt = fix.alt_m if math.isfinite(fix.alt_m) else 0.0
+                self.datum = LocalEnu(fix.lat_deg, fix.lon_deg, alt)
+        elif event.role == 'camera_info':
+            try:
+                self._calibration = (camera_info_to_pinhole(
+                    event.msg, self.config.camera_info_rectified), '')
+            except ValueError as err:
+                self._calibration = (None, str(err))
+        elif event.role == 'image':
+            started = time.perf_counter()
+            try:
+                self.pipeline.process(Frame(event.msg, started))
+            except Rejected as rejected:
+                self.stats.rejected(rejected.reason, rejected.detail)
+            except Exception as err:  # as the node: count it, keep going
+                self.stats.rejected('internal_error', repr(err))
+                LOG.error('localization failed: %s: %s', type(err).__name__, err)
+            if event.stamp_ns in self.outputs:
+                self.outputs[event.stamp_ns] = replace(self.outputs[event.stamp_ns],
+                                                       latency_s=time.perf_counter() - started)
+
+
+def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig) -> RunOutcome:
+    node_config = config_from_values(values)
+    device, note = resolve_device(node_config.device)
+    if note:
+        LOG.warning(note)
+    localizer = load_localizer(node_config, device, LOG.warning)
+    localizer.warmup()
+    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
+    started, images = time.monotonic(), []
+    with make_source(node_config.map_source_kind, **node_config.map_source_options) as source:
+        node = _OfflineNode(node_config, localizer, source)
+        for event in bp.play_events(bag, config.max_frames):
+            images += [event.stamp_ns] if event.role == 'image' else []
+            node.handle(event, heading.yaw_for(event))
+    stats = node.stats
+    counts = {'images': len(images), 'outputs': len(node.outputs),
+              'low_confidence': stats.totals['low_confidence'],
+              'rejected': dict(stats.rejections_total), 'dropped_busy': 0, 'not_received': 0,
+              'timeouts': 0, 'resent': 0}
+    latency = stats.latency_percentiles_ms()
+    return RunOutcome(images, node.outputs, counts,
+                      {'p50': latency['p50'], 'p95': latency['p95']},
+                      time.monotonic() - started)
