@@ -8,13 +8,16 @@ Steps (each skipped when already done, so an interrupted run resumes):
    old_town): pinhole, the KITTI layout (many short drives, `training_data_preset`);
    panorama, the VIGOR layout (preset bench_vigor, the GeoDistill benchmark's data);
 2. the weakly supervised base model (preset synthetic_kitti | synthetic_bench, weak
-   triplet, no positions),
-3. GeoDistill from that base (FoV-masked student, sharpened CE, EMA teacher),
+   triplet, no positions); panorama: then 4 more epochs of the weak objective (the
+   benchmark's --continued-control run, outputs in <out>/continued),
+3. GeoDistill from that base (FoV-masked student, sharpened CE, EMA teacher; panorama:
+   <out>/strong/geodistill),
 4. copy the distilled teacher into geodistill_core/assets/default_<camera>_location, the
    model `Localizer.default(camera)` and the node load when no checkpoint is given.
 
-The panorama recipe is the benchmark's (bench/bench_geodistill.py with the same --out and
---device): after the benchmark this only installs its GeoDistill teacher.
+The panorama recipe shares its data, base and continued run with the benchmark
+(bench/bench_geodistill.py --continued-control with the same --out and --device), so after
+the benchmark it only distils (about 15 CPU-minutes) and installs.
 """
 from __future__ import annotations
 
@@ -68,6 +71,11 @@ def make_default_model(out_dir: Path, *, base_epochs: int = 8,
     base = train_location(base_conf, RunPaths(out_dir / 'base', data_root))
     dist_conf = preset(name, 'distill')
     dist_conf = replace(dist_conf, loop=replace(dist_conf.loop, device=device, **loops[1]))
+    if camera == 'panorama':  # 4 more weak epochs first (the benchmark's continued control)
+        continued = replace(dist_conf, name=f'{name}_continued', distill=replace(
+            dist_conf.distill, mode='augment', mask='none'))
+        base = distill(continued, RunPaths(out_dir / 'continued', data_root, base))
+        distill_dir = 'strong/geodistill'
     teacher = distill(dist_conf, RunPaths(out_dir / distill_dir, data_root, base))
     if not install:
         return teacher
