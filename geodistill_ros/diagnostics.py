@@ -40,6 +40,7 @@ class StatsWindow:
     rejections: Counter
     fixes_rejected: Counter
     map_errors: int
+    inputs_rejected: Counter = field(default_factory=Counter)
     totals: dict = field(default_factory=dict)
     latency_ms: dict = field(default_factory=dict)
 
@@ -57,6 +58,7 @@ class NodeStats:
         self.received_total: Counter = Counter()
         self.rejections_total: Counter = Counter()
         self.fixes_rejected_total: Counter = Counter()
+        self.inputs_rejected_total: Counter = Counter()
         self._latency_s: deque = deque(maxlen=LATENCY_WINDOW)
         self._stage_s = {stage: deque(maxlen=LATENCY_WINDOW) for stage in STAGES}
         self.last_confidence = float('nan')
@@ -67,7 +69,8 @@ class NodeStats:
     @staticmethod
     def _new_window() -> dict:
         return {'received': Counter(), 'outputs': 0, 'low_confidence': 0, 'dropped_busy': 0,
-                'rejections': Counter(), 'fixes_rejected': Counter(), 'map_errors': 0}
+                'rejections': Counter(), 'fixes_rejected': Counter(), 'map_errors': 0,
+                'inputs_rejected': Counter()}
 
     def received(self, topic: str) -> None:
         with self._lock:
@@ -102,6 +105,13 @@ class NodeStats:
         with self._lock:
             self._window['fixes_rejected'][reason] += 1
             self.fixes_rejected_total[reason] += 1
+
+    def input_rejected(self, topic: str, reason: str) -> None:
+        """A CameraInfo or heading_prior message not used (``<topic>_rejected_<reason>``)."""
+        with self._lock:
+            key = f'{topic}_rejected_{reason}'
+            self._window['inputs_rejected'][key] += 1
+            self.inputs_rejected_total[key] += 1
 
     def time_jump(self) -> None:
         with self._lock:
@@ -143,12 +153,14 @@ class NodeStats:
             w, self._window = self._window, self._new_window()
             elapsed, self._window_start = now - self._window_start, now
             totals = dict(self.totals, rejections=dict(self.rejections_total),
-                          fixes_rejected=dict(self.fixes_rejected_total))
+                          fixes_rejected=dict(self.fixes_rejected_total),
+                          inputs_rejected=dict(self.inputs_rejected_total))
         return StatsWindow(elapsed_s=max(elapsed, 1e-9), received=w['received'],
                            outputs=w['outputs'], low_confidence=w['low_confidence'],
                            dropped_busy=w['dropped_busy'], rejections=w['rejections'],
                            fixes_rejected=w['fixes_rejected'], map_errors=w['map_errors'],
-                           totals=totals, latency_ms=latency)
+                           inputs_rejected=w['inputs_rejected'], totals=totals,
+                           latency_ms=latency)
 
 
 def _level_and_message(w: StatsWindow) -> tuple[bytes, str]:
@@ -167,6 +179,8 @@ def _level_and_message(w: StatsWindow) -> tuple[bytes, str]:
     if w.fixes_rejected:
         problems.append('fixes rejected ' + ', '.join(f'{r} x{n}' for r, n in
                                                       w.fixes_rejected.most_common()))
+    if w.inputs_rejected:
+        problems.append(', '.join(f'{key} x{n}' for key, n in w.inputs_rejected.most_common()))
     if problems:
         return DiagnosticStatus.WARN, '; '.join(problems)
     return DiagnosticStatus.OK, f'localizing at {w.outputs / w.elapsed_s:.1f} Hz'
@@ -197,6 +211,8 @@ def diagnostic_status(w: StatsWindow, name: str, hardware_id: str,
         values[f'rejected_{reason}_total'] = count
     for reason, count in sorted(totals['fixes_rejected'].items()):
         values[f'fixes_rejected_{reason}_total'] = count
+    for key, count in sorted(totals.get('inputs_rejected', {}).items()):
+        values[f'{key}_total'] = count
     values.update(extra or {})
     status = DiagnosticStatus(level=level, name=name, message=message,
                               hardware_id=hardware_id)

@@ -9,7 +9,6 @@ wire. Decoders accept rclpy messages and rosbags messages alike (duck-typed fiel
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
 from types import SimpleNamespace
 
@@ -23,6 +22,7 @@ from rosbags.image.image import to_cvtype
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
 
 from geodistill_ros.fix_buffer import GnssFix
+from geodistill_ros.image_header import JPEG_SOI, HeaderError, jpeg_ends_early, read_header
 
 SUPPORTED_IMAGE_ENCODINGS = (
     'rgb8', 'bgr8', 'mono8', 'rgba8', 'bgra8', 'rgb16', 'bgr16', 'mono16', 'rgba16', 'bgra16',
@@ -62,18 +62,26 @@ def _as_stamp(stamp) -> Time:
 
 # --- images -------------------------------------------------------------------------------
 
-def image_msg_to_rgb(msg) -> np.ndarray:
+def image_msg_to_rgb(msg, max_pixels: int | None = None) -> np.ndarray:
     """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB (a new array).
 
-    Raises ImageDecodeError (a ValueError) for unsupported encodings or formats,
-    truncated or corrupt data and zero-sized images.
+    max_pixels: reject images declaring more pixels (width x height; compressed images:
+    from the header, before decoding). Raises ImageDecodeError (a ValueError) for
+    unsupported encodings or formats, truncated or corrupt data, zero-sized and too large
+    images.
     """
     if hasattr(msg, 'format'):
-        return compressed_image_to_rgb(msg)
-    return raw_image_to_rgb(msg)
+        return compressed_image_to_rgb(msg, max_pixels)
+    return raw_image_to_rgb(msg, max_pixels)
 
 
-def raw_image_to_rgb(msg) -> np.ndarray:
+def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageDecodeError(f'{what} declares {width}x{height} = {width * height} pixels, '
+                               f'more than max_image_pixels {max_pixels}: not decoded')
+
+
+def raw_image_to_rgb(msg, max_pixels: int | None = None) -> np.ndarray:
     """sensor_msgs/Image (any SUPPORTED_IMAGE_ENCODINGS, padded rows) -> (H, W, 3) uint8."""
     encoding = str(msg.encoding)
     if encoding not in SUPPORTED_IMAGE_ENCODINGS:
@@ -83,6 +91,7 @@ def raw_image_to_rgb(msg) -> np.ndarray:
     height, width = int(msg.height), int(msg.width)
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f'zero-sized image: {width}x{height} ({encoding})')
+    _check_pixels(width, height, max_pixels, f'{encoding} image')
     _, _, typestr, channels = to_cvtype(encoding)
     row_bytes = width * channels * np.dtype(typestr).itemsize
     step = int(msg.step) or row_bytes
@@ -102,26 +111,40 @@ def raw_image_to_rgb(msg) -> np.ndarray:
     return rgb.copy() if rgb.base is not None else rgb
 
 
-def compressed_image_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg or png payload) -> (H, W, 3) uint8 RGB."""
-    data = np.frombuffer(msg.data, np.uint8)
+def compressed_image_to_rgb(msg, max_pixels: int | None = None) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png payload) -> (H, W, 3) uint8 RGB.
+
+    The size in the header is checked against max_pixels before decoding; a JPEG whose
+    scan data stops early (cut, even with an end-of-image marker appended) is rejected.
+    """
+    raw = bytes(msg.data)
     fmt = str(msg.format)
-    head = data[:8].tobytes()
-    if head.startswith(b'\xff\xd8\xff'):
-        kind = 'jpeg'
-        if not data.tobytes().rstrip(b'\x00').endswith(b'\xff\xd9'):
-            raise ImageDecodeError(f'truncated jpeg ({data.size} bytes, no end-of-image '
-                                   f'marker), format {fmt!r}')
-    elif head == b'\x89PNG\r\n\x1a\n':
-        kind = 'png'
-    else:
-        what = 'empty payload' if data.size == 0 else f'payload starting {head[:4]!r}'
+    if raw.startswith(JPEG_SOI) and not raw.rstrip(b'\x00').endswith(b'\xff\xd9'):
+        raise ImageDecodeError(f'truncated jpeg ({len(raw)} bytes, no end-of-image '
+                               f'marker), format {fmt!r}')
+    try:
+        header = read_header(raw)
+    except HeaderError as err:
+        raise ImageDecodeError(f'{err}, format {fmt!r}') from err
+    if header is None:
+        what = 'empty payload' if not raw else f'payload starting {raw[:4]!r}'
         raise ImageDecodeError(f'unsupported compressed image (format {fmt!r}, {what}); '
                                f'supported: {", ".join(SUPPORTED_COMPRESSED_FORMATS)}')
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    kind = header.kind
+    if header.pixels == 0:
+        raise ImageDecodeError(f'zero-sized {kind}: {header.width_px}x{header.height_px}')
+    _check_pixels(header.width_px, header.height_px, max_pixels, kind)
+    try:
+        bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as err:
+        raise ImageDecodeError(f'cannot decode {kind} ({len(raw)} bytes): {err}') from err
     if bgr is None or bgr.size == 0:
-        raise ImageDecodeError(f'corrupt or truncated {kind} ({data.size} bytes), '
+        raise ImageDecodeError(f'corrupt or truncated {kind} ({len(raw)} bytes), '
                                f'format {fmt!r}')
+    if kind == 'jpeg' and jpeg_ends_early(bgr, header.mcu_hw_px):
+        raise ImageDecodeError(f'truncated jpeg ({len(raw)} bytes): the image data ends '
+                               'before the last block (decodes as flat grey), format '
+                               f'{fmt!r}')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -173,47 +196,6 @@ def _check_rgb(rgb: np.ndarray) -> None:
 
 # --- camera info and GNSS fixes ---------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
-class PinholeCalibration:
-    """Intrinsics of the images a camera publishes.
-
-    K_px: (3, 3) float64 [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] in pixels of the published
-    image (ROI and binning applied). height_px, width_px: that image's size.
-    """
-
-    K_px: np.ndarray
-    height_px: int
-    width_px: int
-
-
-def camera_info_to_pinhole(msg, rectified: bool = True) -> PinholeCalibration:
-    """sensor_msgs/CameraInfo -> PinholeCalibration.
-
-    rectified: the images are rectified (KITTI image_02, image_proc output), so the
-    intrinsics are P[:, :3] (REP-104: K belongs to the raw, distorted image); otherwise K.
-    ROI and binning are applied as image_geometry's PinholeCameraModel does.
-    Raises ValueError when the message holds no usable intrinsics.
-    """
-    P = np.asarray(msg.p, np.float64).reshape(3, 4)
-    K = P[:, :3].copy() if rectified else np.asarray(msg.k, np.float64).reshape(3, 3).copy()
-    which = 'P' if rectified else 'K'
-    height, width = int(msg.height), int(msg.width)
-    if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
-        raise ValueError(f'camera_info {which} has no focal length (fx={K[0, 0]}, '
-                         f'fy={K[1, 1]}); is the camera calibrated?')
-    if height <= 0 or width <= 0:
-        raise ValueError(f'camera_info image size is {width}x{height}')
-    roi = msg.roi
-    if roi.width > 0 and roi.height > 0 and (roi.width, roi.height) != (width, height):
-        K[0, 2] -= roi.x_offset
-        K[1, 2] -= roi.y_offset
-        width, height = int(roi.width), int(roi.height)
-    bin_x, bin_y = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
-    K[0] /= bin_x
-    K[1] /= bin_y
-    return PinholeCalibration(K_px=K, height_px=height // bin_y, width_px=width // bin_x)
-
-
 def navsatfix_to_fix(msg) -> GnssFix:
     """sensor_msgs/NavSatFix -> GnssFix (use ``.problem()`` for the NaN/NO_FIX verdict)."""
     return GnssFix(stamp_ns=stamp_to_ns(msg.header.stamp), lat_deg=float(msg.latitude),
@@ -264,9 +246,34 @@ def quaternion_from_yaw(yaw_rad: float) -> Quaternion:
     return Quaternion(x=0.0, y=0.0, z=math.sin(half), w=math.cos(half))
 
 
+QUATERNION_MIN_NORM = 1e-6
+"""Quaternions shorter than this carry no rotation (e.g. an all-zero default message)."""
+
+
+class QuaternionError(ValueError):
+    """A quaternion that is no rotation; ``reason``: 'non_finite' | 'zero_norm'."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def yaw_from_quaternion(q) -> float:
-    """Yaw (rad, (-pi, pi]) of any quaternion (x, y, z, w fields): ZYX heading about +z."""
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+    """Yaw (rad, (-pi, pi]) of any quaternion (x, y, z, w fields): ZYX heading about +z.
+
+    Quaternions of any length are normalised (the formula is scale-invariant). Raises
+    QuaternionError for NaN/inf components or a norm below QUATERNION_MIN_NORM.
+    """
+    x, y, z, w = float(q.x), float(q.y), float(q.z), float(q.w)
+    if not all(math.isfinite(v) for v in (x, y, z, w)):
+        raise QuaternionError('non_finite', f'quaternion has NaN/inf components '
+                              f'(x={x}, y={y}, z={z}, w={w})')
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    if norm < QUATERNION_MIN_NORM:
+        raise QuaternionError('zero_norm', f'quaternion has (near) zero norm {norm:.3g} '
+                              f'(x={x}, y={y}, z={z}, w={w}); a rotation needs norm 1')
+    x, y, z, w = x / norm, y / norm, z / norm, w / norm
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 def pose_with_covariance_msg(stamp, frame_id: str, x: float, y: float, z: float,

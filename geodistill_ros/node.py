@@ -27,11 +27,16 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+from geodistill_ros.camera_info import (
+    CameraInfoError,
+    camera_info_to_pinhole,
+    describe_calibration,
+)
 from geodistill_ros.diagnostics import NodeStats
 from geodistill_ros.fix_buffer import FixBuffer
 from geodistill_ros.heading import HeadingSample
 from geodistill_ros.messages import (
-    camera_info_to_pinhole,
+    QuaternionError,
     navsatfix_to_fix,
     stamp_to_ns,
     yaw_from_quaternion,
@@ -49,6 +54,7 @@ from geodistill_ros.params import (
     ParameterError,
     check_value,
     declare_parameters,
+    start_up_error,
     unknown_parameters,
 )
 from geodistill_ros.pipeline import Frame, LocalizationPipeline, Rejected
@@ -93,6 +99,7 @@ class LocalizerNode(Node):
         self._fixes = FixBuffer()
         self._datum = cfg.datum
         self._calibration = None
+        self._calibration_stamp_ns = 0
         self._calibration_error = ''
         self._heading: HeadingSample | None = None
         if map_source is None:
@@ -192,21 +199,37 @@ class LocalizerNode(Node):
     def on_camera_info(self, msg) -> None:
         self.stats.received('camera_info')
         try:
-            self._calibration = camera_info_to_pinhole(msg, self.config.camera_info_rectified)
-            self._calibration_error = ''
-        except ValueError as err:
+            calibration = camera_info_to_pinhole(msg, self.config.camera_info_rectified)
+        except CameraInfoError as err:
+            self.stats.input_rejected('camera_info', err.reason)
             self._calibration_error = str(err)
+            kept = ('the last good calibration stays in use' if self._calibration is not None
+                    else 'no calibration yet: images are rejected')
+            self.warn_throttled(f'camera_info_{err.reason}',
+                                f'CameraInfo on {self.io.camera_info_topic} rejected '
+                                f'({err.reason}): {err}; {kept}')
+            return
+        self._calibration_stamp_ns = stamp_to_ns(msg.header.stamp)
+        self._calibration, self._calibration_error = calibration, ''
 
     def on_heading(self, msg) -> None:
         self.stats.received('heading_prior')
         frame = msg.header.frame_id
         if frame not in ('', self.config.map_frame):
+            self.stats.input_rejected('heading_prior', 'frame')
             self.warn_throttled('heading_frame', f'heading_prior in frame {frame!r} ignored: '
                                 f'publish the yaw in {self.config.map_frame!r} (0 = east, '
                                 'CCW)')
             return
-        self._heading = HeadingSample(stamp_to_ns(msg.header.stamp),
-                                      yaw_from_quaternion(msg.quaternion))
+        try:
+            yaw_rad = yaw_from_quaternion(msg.quaternion)
+        except QuaternionError as err:
+            self.stats.input_rejected('heading_prior', err.reason)
+            self.warn_throttled(f'heading_{err.reason}', f'heading_prior rejected '
+                                f'({err.reason}): {err}; publish a unit quaternion of the '
+                                f'base_frame yaw in {self.config.map_frame!r} (0 = east, CCW)')
+            return
+        self._heading = HeadingSample(stamp_to_ns(msg.header.stamp), yaw_rad)
 
     def on_image(self, msg) -> None:
         received = time.perf_counter()
@@ -249,6 +272,13 @@ class LocalizerNode(Node):
     def calibration(self):
         return self._calibration, self._calibration_error
 
+    def calibration_in_use(self) -> str:
+        """The intrinsics images are localized with, for /diagnostics."""
+        if self.config.camera_model != 'pinhole':
+            return f'not used ({self.config.camera_model} camera)'
+        return describe_calibration(self._calibration, self._calibration_stamp_ns,
+                                    self._calibration_error)
+
     # --- inference worker ---------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -285,13 +315,13 @@ class LocalizerNode(Node):
 
 def main(args=None) -> int:
     """Console script ``localizer_node``: ``--ros-args --params-file config/localize.yaml``."""
-    rclpy.init(args=args)
     logger = rclpy.logging.get_logger(NODE_NAME)
     try:
         try:
+            rclpy.init(args=args)  # parses --params-file: a bad file fails here
             node = LocalizerNode()
         except Exception as err:  # refuse to start with the reason, no traceback wall
-            logger.fatal(f'cannot start: {type(err).__name__}: {err}')
+            logger.fatal(f'cannot start: {start_up_error(err)}')
             return 1
         try:
             rclpy.spin(node)

@@ -45,6 +45,7 @@ class NodeConfig:
     map_source_options: dict = field(hash=False)
     crop_size_m: float = 70.0
     crop_size_px: int = 128
+    max_image_pixels: int = 40_000_000
     location_checkpoint: str = ''
     orientation_checkpoint: str = ''
     device: str = 'auto'
@@ -121,6 +122,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         datum=_datum(v), datum_from_first_fix=v['datum.from_first_fix'],
         map_source_kind=v['map_source.kind'], map_source_options=_map_source_options(v),
         crop_size_m=v['crop_size_m'], crop_size_px=v['crop_size_px'],
+        max_image_pixels=v['max_image_pixels'],
         location_checkpoint=v['location_checkpoint'],
         orientation_checkpoint=v['orientation_checkpoint'], device=v['device'],
         precision=v['precision'], heading_source=v['heading_source'],

@@ -143,7 +143,8 @@ class NodeIo:
                  'confidence': stats.last_confidence, 'fix_age_s': stats.last_fix_age_s,
                  'map_source': node.map_source.describe(),
                  'last_map_error': stats.last_map_error or 'none',
-                 'last_rejection': stats.last_rejection or 'none'}
+                 'last_rejection': stats.last_rejection or 'none',
+                 'camera_info_in_use': node.calibration_in_use()}
         if device.startswith('cuda'):
             import torch
             extra['gpu_memory_allocated_mib'] = torch.cuda.memory_allocated(device) / 2**20

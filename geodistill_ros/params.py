@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import re
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -99,6 +100,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('image_transport', 'raw', "subscribe 'image' (sensor_msgs/Image, raw) or "
           "'image/compressed' (sensor_msgs/CompressedImage, jpeg/png)",
           choices=('raw', 'compressed'), read_only=True),
+    _spec('max_image_pixels', 40_000_000, 'images declaring more pixels (width x height, '
+          'read from the jpeg/png header before decoding) are rejected as image_decode',
+          min_value=1, max_value=1_000_000_000),
     _spec('camera_info_rectified', True, 'images are rectified: intrinsics from CameraInfo '
           'P (KITTI image_02, image_proc output); false: from K'),
     # --- frames -----------------------------------------------------------------------------
@@ -229,3 +233,12 @@ def unknown_parameters(names) -> list[str]:
     """Names not declared by the node (typos in a params file), sorted."""
     return sorted(n for n in names if n not in SPECS and n not in BUILTIN_PARAMETERS
                   and not n.startswith('qos_overrides.'))
+
+
+def start_up_error(err: Exception) -> str:
+    """One line for a start-up failure; rcl's params-file errors lose their C locations."""
+    if type(err).__name__ == 'RCLError':
+        text = re.sub(r', at [^,]+:\d+', '', str(err)).replace('failed to initialize rcl: ', '')
+        return (f'{text}; check the --params-file path and its YAML (/**: ros__parameters: '
+                'name: value)')
+    return f'{type(err).__name__}: {err}'

@@ -2,7 +2,7 @@
 
 Runs on the node's inference worker thread. Every way a frame can fail raises ``Rejected``
 with a reason key (counted in /diagnostics as ``rejected_<reason>_total``) and a message
-naming the problem and its fix (a throttled warning). Reasons: image_decode,
+naming the problem and its fix (a throttled warning). Reasons: bad_stamp, image_decode,
 no_camera_info, bad_camera_info, camera_info_mismatch, fix_no_fix, fix_nan,
 fix_out_of_range, fix_stale, fix_future, no_datum, map_coverage, map_source_error,
 non_finite_result. Stage timings (decode, pairing, crop, inference, post, publish) feed
@@ -74,13 +74,17 @@ class LocalizationPipeline:
         stages: dict[str, float] = {}
         lap = _Laps(stages)
         stamp_ns = stamp_to_ns(frame.msg.header.stamp)
+        if stamp_ns < 0:
+            raise Rejected('bad_stamp', f'{stamp_ns} ns', f'image stamp {stamp_ns * 1e-9:.3f} s '
+                           'is before 1970 (negative): fix the camera driver\'s clock or stamps')
         self._check_time(stamp_ns)
         try:
-            rgb = image_msg_to_rgb(frame.msg)
+            rgb = image_msg_to_rgb(frame.msg, cfg.max_image_pixels)
         except ImageDecodeError as err:
             raise Rejected('image_decode', str(err),
                            f'cannot decode the image on {node.io.image_topic}: {err}; send '
-                           'rgb8/bgr8/mono8/rgba8/bgra8 (raw) or jpeg/png (compressed)') from err
+                           'rgb8/bgr8/mono8/rgba8/bgra8 (raw) or jpeg/png (compressed) within '
+                           'max_image_pixels') from err
         K = self._intrinsics(rgb.shape[:2]) if cfg.camera_model == 'pinhole' else None
         lap('decode')
 
@@ -164,9 +168,13 @@ class LocalizationPipeline:
         last, self._last_stamp_ns = self._last_stamp_ns, stamp_ns
         if last is not None and stamp_ns < last - TIME_JUMP_NS:
             self.node.stats.time_jump()
-            self.node.clear_heading()
+            heading = self.node.heading  # one already on the new timeline is kept
+            max_age_ns = self.node.config.heading_max_age_s * 1e9
+            if heading is None or abs(heading.stamp_ns - stamp_ns) > max_age_ns:
+                self.node.clear_heading()
             self.node.get_logger().info(f'image stamps jumped back {(last - stamp_ns) * 1e-9:.1f}'
-                                        ' s (bag loop?): heading prior cleared')
+                                        ' s (bag loop?): heading prior from before the jump '
+                                        'cleared')
 
     def _intrinsics(self, hw: tuple[int, int]) -> np.ndarray:
         calibration, error = self.node.calibration

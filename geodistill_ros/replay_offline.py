@@ -13,10 +13,11 @@ import numpy as np
 
 from geodistill_core.geodesy import LocalEnu
 from geodistill_ros import bag_player as bp
+from geodistill_ros.camera_info import camera_info_to_pinhole
 from geodistill_ros.diagnostics import NodeStats
 from geodistill_ros.fix_buffer import FixBuffer
 from geodistill_ros.heading import HeadingSample
-from geodistill_ros.messages import camera_info_to_pinhole, navsatfix_to_fix
+from geodistill_ros.messages import navsatfix_to_fix
 from geodistill_ros.model_loading import load_localizer, resolve_device
 from geodistill_ros.node_config import config_from_values
 from geodistill_ros.pipeline import Frame, LocalizationPipeline, Rejected

@@ -6,13 +6,13 @@ from geometry_msgs.msg import Quaternion
 import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, NavSatFix, NavSatStatus
+from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
 
 from geodistill_ros.fix_buffer import FixRejection
 from geodistill_ros.messages import (
     SUPPORTED_IMAGE_ENCODINGS,
     ImageDecodeError,
-    camera_info_to_pinhole,
+    QuaternionError,
     heatmap_to_occupancy_grid,
     image_msg_to_rgb,
     navsatfix_msg,
@@ -194,44 +194,6 @@ def test_numpy_to_mono8_and_bad_inputs():
         rgb_to_image_msg(RGB, 0, encoding='yuv422')
 
 
-# --- camera info --------------------------------------------------------------------------
-
-def kitti_camera_info():
-    msg = CameraInfo(height=375, width=1242)
-    msg.k = [700.0, 0.0, 600.0, 0.0, 705.0, 180.0, 0.0, 0.0, 1.0]
-    msg.p = [721.5377, 0.0, 609.5593, 44.85728, 0.0, 721.5377, 172.854, 0.2163791,
-             0.0, 0.0, 1.0, 0.002745884]
-    return msg
-
-
-def test_camera_info_uses_p_for_rectified_images_and_k_otherwise():
-    calib = camera_info_to_pinhole(kitti_camera_info())
-    np.testing.assert_allclose(calib.K_px, [[721.5377, 0, 609.5593], [0, 721.5377, 172.854],
-                                            [0, 0, 1]])
-    assert (calib.height_px, calib.width_px) == (375, 1242)
-    raw = camera_info_to_pinhole(kitti_camera_info(), rectified=False)
-    np.testing.assert_allclose(raw.K_px, [[700, 0, 600], [0, 705, 180], [0, 0, 1]])
-
-
-def test_camera_info_roi_and_binning():
-    msg = kitti_camera_info()
-    msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = 100, 50, 800, 300
-    msg.binning_x = msg.binning_y = 2
-    calib = camera_info_to_pinhole(msg)
-    np.testing.assert_allclose(calib.K_px, [[721.5377 / 2, 0, (609.5593 - 100) / 2],
-                                            [0, 721.5377 / 2, (172.854 - 50) / 2], [0, 0, 1]])
-    assert (calib.height_px, calib.width_px) == (150, 400)
-
-
-def test_uncalibrated_camera_info_is_an_error():
-    with pytest.raises(ValueError, match='focal length'):
-        camera_info_to_pinhole(CameraInfo(height=10, width=10))
-    msg = kitti_camera_info()
-    msg.width = 0
-    with pytest.raises(ValueError, match='size'):
-        camera_info_to_pinhole(msg)
-
-
 # --- NavSatFix ----------------------------------------------------------------------------
 
 def make_navsatfix(lat=49.015, lon=8.43, alt=116.4, status=NavSatStatus.STATUS_FIX):
@@ -320,6 +282,28 @@ def test_quaternion_yaw_round_trip_and_convention():
         assert yaw_from_quaternion(quaternion_from_yaw(yaw)) == pytest.approx(yaw, abs=1e-12)
     q = quaternion_from_yaw(math.pi / 2)  # north in ENU: +90 deg about +z
     assert (q.z, q.w) == pytest.approx((math.sqrt(0.5), math.sqrt(0.5)))
+
+
+def test_yaw_of_a_scaled_quaternion_is_the_unit_quaternions():
+    """A quaternion scaled by 2 is normalised (unnormalised, the formula is 44 deg off)."""
+    for yaw in (0.3, 1.2, -2.5):
+        q = quaternion_from_yaw(yaw)
+        scaled = Quaternion(x=2 * q.x, y=2 * q.y, z=2 * q.z, w=2 * q.w)
+        assert yaw_from_quaternion(scaled) == pytest.approx(yaw, abs=1e-12)
+    tilted = Quaternion(x=0.1, y=-0.2, z=0.5, w=0.8)
+    small = Quaternion(x=1e-3 * 0.1, y=-1e-3 * 0.2, z=1e-3 * 0.5, w=1e-3 * 0.8)
+    assert yaw_from_quaternion(small) == pytest.approx(yaw_from_quaternion(tilted))
+
+
+@pytest.mark.parametrize('xyzw, reason', [((0.0, 0.0, 0.0, 0.0), 'zero_norm'),
+                                          ((0.0, 0.0, 1e-9, 1e-9), 'zero_norm'),
+                                          ((0.0, 0.0, math.nan, 1.0), 'non_finite'),
+                                          ((0.0, 0.0, 0.0, -math.inf), 'non_finite')])
+def test_quaternions_that_are_no_rotation_are_refused(xyzw, reason):
+    x, y, z, w = xyzw
+    with pytest.raises(QuaternionError) as err:
+        yaw_from_quaternion(Quaternion(x=x, y=y, z=z, w=w))
+    assert err.value.reason == reason
 
 
 def test_yaw_from_a_tilted_quaternion_matches_the_rotation_matrix():
