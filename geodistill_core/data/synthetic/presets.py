@@ -15,6 +15,8 @@ Output (``out``)::
 | bench_vigor | 400 m, 0.125 m | 800 panoramas x 4 cities | - | - |
 | demo | 480 m, 0.125 m | - | one test2 drive x 300 (SynthOldTown) | 1 |
 | demo_panorama | 480 m, 0.125 m | - | the same drive with a 360 camera (panorama) | 1 |
+| calibration | 480 m, 0.125 m | - | one drive x 300 per city (4 styles): validation | 4 |
+| calibration_panorama | 480 m, 0.125 m | - | the same with a 360 camera (panorama) | 4 |
 
 tiny uses SynthDowntown (train) and SynthOldTown (test); bench and bench_vigor all four
 cities (bench_vigor is the GeoDistill benchmark's data: bench/bench_geodistill.py). Panoramas
@@ -150,6 +152,17 @@ SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {p.name: p for p in (
         'demo_panorama', world_size_m=480.0, cell_m=0.125,
         kitti_drive=KittiDriveConfig(frames=300, margin_m=60.0, camera='panorama'),
         kitti_train_cities=(), kitti_test2_drives=1),
+    # validation drives for calibrating the embedded models' heatmap likelihood
+    # (train/calibrate.py): one 300-frame drive through each of the four city styles in
+    # worlds of their own (run them with a seed that no demo or test run uses)
+    SyntheticPreset(
+        'calibration', world_size_m=480.0, cell_m=0.125,
+        kitti_drive=KittiDriveConfig(frames=300, margin_m=60.0), kitti_train_drives=1,
+        kitti_test1_drives=0, kitti_test2_drives=1),
+    SyntheticPreset(
+        'calibration_panorama', world_size_m=480.0, cell_m=0.125,
+        kitti_drive=KittiDriveConfig(frames=300, margin_m=60.0, camera='panorama'),
+        kitti_train_drives=1, kitti_test1_drives=0, kitti_test2_drives=1),
 )}
 PRESET_NAMES = tuple(SYNTHETIC_PRESETS)
 

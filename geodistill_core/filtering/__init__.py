@@ -1,0 +1,27 @@
+"""Sequence localisation without ROS: heatmap calibration, motion, the grid Bayes filter.
+
+calibration       HeatmapCalibration (temperature, outlier weight) and its checkpoint block
+calibration_fit   fitting it with ground truth or label-free from the GNSS fixes
+heatmap_likelihood a calibrated heatmap as a likelihood over the map-frame grid
+motion            odometry (twist) integration and the fix-track velocity
+grid_filter       the 2-D histogram filter with a per-cell GNSS error (Rao-Blackwellised)
+sequence          SequenceFusion: fixes + odometry + heatmaps over time, resets, gating
+"""
+from geodistill_core.filtering.calibration import (
+    CALIBRATION_KEY,
+    HeatmapCalibration,
+    calibration_from_record,
+)
+from geodistill_core.filtering.grid_filter import GnssErrorModel, GridEstimate, GridFilter
+from geodistill_core.filtering.heatmap_likelihood import HeatmapMeasurement
+from geodistill_core.filtering.motion import TwistSample, integrate_twist, track_velocity
+from geodistill_core.filtering.sequence import (
+    FusionConfig,
+    FusionOutput,
+    SequenceFusion,
+)
+
+__all__ = ['CALIBRATION_KEY', 'FusionConfig', 'FusionOutput', 'GnssErrorModel',
+           'GridEstimate', 'GridFilter', 'HeatmapCalibration', 'HeatmapMeasurement',
+           'SequenceFusion', 'TwistSample', 'calibration_from_record', 'integrate_twist',
+           'track_velocity']

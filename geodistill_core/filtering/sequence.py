@@ -1,0 +1,302 @@
+"""Sequence localisation: the grid filter fed with fixes, odometry and heatmaps over time.
+
+``SequenceFusion`` is what the node (and the offline replay) drive, with no ROS types:
+
+    fusion.add_fix(stamp_ns, xy_m, R_xy_m2)        # every GNSS fix, map frame
+    fusion.add_twist(TwistSample(...))             # optional odometry (base_link twist)
+    out = fusion.step(stamp_ns, yaw_rad, heatmap)  # one camera frame -> posterior
+
+``step`` brings the belief to the frame's stamp: every queued fix up to the stamp is fused
+in time order (predict to the fix, gate it, update), then the belief is predicted to the
+stamp and updated with the frame's calibrated heatmap (``HeatmapMeasurement``; None for a
+GNSS-only step). Prediction uses the odometry when it covers the interval, otherwise a
+constant velocity fitted to the recent fixes, otherwise a random walk; process noise is
+added to each. Resets (the belief restarts around the next fix): first frame, stamps going
+back (bag loop), a gap longer than ``max_gap_s``, ``fix_jump_count`` gated fixes in a row
+(the fix moved and stayed), and ``reset()`` (the node's ~/reset service, a datum change).
+
+Mode 'filter' uses everything; 'gnss' the fixes and motion only (no camera: the baseline
+that says what the camera adds). Statistics for diagnostics: ``stats`` (counters, the last
+reset reason, recent GNSS normalised innovations).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+import math
+
+import numpy as np
+
+from geodistill_core.filtering.grid_filter import GnssErrorModel, GridEstimate, GridFilter
+from geodistill_core.filtering.heatmap_likelihood import HeatmapMeasurement
+from geodistill_core.filtering.motion import TwistSample, integrate_twist, track_velocity
+
+MODES = ('filter', 'gnss')
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Filter settings (config/localize.yaml ``fusion.*`` documents each).
+
+    cell_m, window_m: the grid. process_noise_m2_per_s: diffusion added to every prediction
+    (m^2/s per axis). heading_sigma_deg: heading error rotating the odometry displacement.
+    no_motion_sigma_mps: random-walk speed when there is neither odometry nor a track.
+    track_window_s: fixes used for the track velocity. gnss_sigma_m: per-axis sigma of a fix
+    whose covariance is unknown. gnss_bias_sigma_m, gnss_bias_correlation_s: the correlated
+    GNSS error (GridFilter). gate_chi2: a fix further than this (squared Mahalanobis, 2 dof)
+    from the prediction is not fused. fix_jump_count: that many gated fixes in a row reset
+    the filter. max_gap_s: no fix or frame for this long resets. time_jump_s: stamps going
+    back by more reset. odometry_max_hold_s: a twist sample is used for at most this long.
+    min_outlier_weight: uniform floor mixed into every heatmap (robustness). init_sigma_m:
+    the belief's spread around the first fix (None: the fix covariance plus the bias).
+    """
+
+    mode: str = 'filter'
+    cell_m: float = 0.5
+    window_m: float = 64.0
+    process_noise_m2_per_s: float = 0.05
+    heading_sigma_deg: float = 3.0
+    no_motion_sigma_mps: float = 5.0
+    track_window_s: float = 3.0
+    gnss_sigma_m: float = 5.0
+    gnss_bias_sigma_m: float = 3.0
+    gnss_bias_correlation_s: float = 60.0
+    gate_chi2: float = 25.0
+    fix_jump_count: int = 20
+    max_gap_s: float = 5.0
+    time_jump_s: float = 1.0
+    odometry_max_hold_s: float = 0.5
+    min_outlier_weight: float = 0.02
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f'fusion mode must be one of {MODES}, got {self.mode!r}')
+        if not (self.cell_m > 0 and self.window_m >= 8 * self.cell_m):
+            raise ValueError(f'need cell_m > 0 and window_m >= 8 cells, got {self.cell_m}, '
+                             f'{self.window_m}')
+
+
+@dataclass(frozen=True)
+class FusionOutput:
+    """The posterior at a frame: mean_xy_m (2,), cov_xy_m2 (2, 2), gnss_bias_xy_m (2,),
+    motion ('odometry' | 'track' | 'random_walk' | 'none'), camera_outlier_prob: the
+    posterior probability that the frame's heatmap was an outlier (None without one),
+    fixes_fused / fixes_gated during this step, reset: the reason when the belief restarted
+    at this step ('' otherwise)."""
+
+    stamp_ns: int
+    mean_xy_m: np.ndarray
+    cov_xy_m2: np.ndarray
+    gnss_bias_xy_m: np.ndarray
+    motion: str
+    camera_outlier_prob: float | None
+    fixes_fused: int
+    fixes_gated: int
+    reset: str = ''
+
+
+@dataclass
+class FusionStats:
+    counters: dict = field(default_factory=lambda: {
+        'frames': 0, 'fixes_fused': 0, 'fixes_gated': 0, 'fixes_late': 0, 'resets': 0,
+        'camera_outliers': 0, 'odometry_rejected': 0, 'motion_odometry': 0,
+        'motion_track': 0, 'motion_random_walk': 0})
+    last_reset: str = 'none'
+    nis: deque = field(default_factory=lambda: deque(maxlen=200))
+
+    def nis_mean(self) -> float:
+        return float(np.mean(self.nis)) if self.nis else math.nan
+
+
+class SequenceFusion:
+    """The filter of the module doc for one vehicle."""
+
+    def __init__(self, config: FusionConfig = FusionConfig()):
+        self.config = config
+        size = int(round(config.window_m / config.cell_m))
+        self.grid = GridFilter(size, config.cell_m, GnssErrorModel(
+            config.gnss_bias_sigma_m, config.gnss_bias_correlation_s))
+        self.stats = FusionStats()
+        self._fixes: list[tuple[int, np.ndarray, np.ndarray]] = []  # queued, time order
+        self._track: deque = deque()  # recent (stamp, xy, R) for the track velocity
+        self._twists: list[TwistSample] = []
+        self._t_ns: int | None = None
+        self._yaw_rad: float | None = None
+        self._gated_in_row = 0
+        self._pending_reset = 'start'
+        self._last_fix: tuple | None = None
+
+    # --- inputs -------------------------------------------------------------------------
+    def add_fix(self, stamp_ns: int, xy_m, R_xy_m2: np.ndarray | None) -> None:
+        """Queue a fix (map metres; R None = unknown: gnss_sigma_m per axis)."""
+        xy = np.asarray(xy_m, np.float64).reshape(2)
+        R = (np.eye(2) * self.config.gnss_sigma_m ** 2 if R_xy_m2 is None
+             else np.asarray(R_xy_m2, np.float64).reshape(2, 2))
+        if not (np.isfinite(xy).all() and np.isfinite(R).all()
+                and np.linalg.eigvalsh(0.5 * (R + R.T))[0] > 0):
+            R = np.eye(2) * self.config.gnss_sigma_m ** 2 if np.isfinite(xy).all() else None
+            if R is None:
+                return
+        if self._fixes and stamp_ns < self._fixes[-1][0] - self.config.time_jump_s * 1e9:
+            self._fixes.clear()
+            self._pending_reset = 'time_jump'
+        self._fixes.append((int(stamp_ns), xy, R))
+        self._fixes.sort(key=lambda f: f[0])
+        self._track.append((int(stamp_ns), xy, R))
+        while self._track and stamp_ns - self._track[0][0] > self.config.track_window_s * 1e9:
+            self._track.popleft()
+
+    def add_twist(self, sample: TwistSample) -> str | None:
+        """Add an odometry sample; returns why it was rejected (counted), or None."""
+        problem = sample.problem()
+        if problem is None and self._twists and sample.stamp_ns <= self._twists[-1].stamp_ns:
+            if sample.stamp_ns < self._twists[-1].stamp_ns - self.config.time_jump_s * 1e9:
+                self._twists.clear()  # a clock jump: start the odometry history again
+            else:
+                problem = 'stamp_not_increasing'
+        if problem is not None:
+            self.stats.counters['odometry_rejected'] += 1
+            return problem
+        self._twists.append(sample)
+        horizon = sample.stamp_ns - int(max(10.0, 4 * self.config.max_gap_s) * 1e9)
+        while len(self._twists) > 2 and self._twists[1].stamp_ns < horizon:
+            self._twists.pop(0)
+        return None
+
+    def reset(self, reason: str = 'service') -> None:
+        """Restart the belief around the next fix (the reason shows in the statistics)."""
+        self._pending_reset = reason
+
+    # --- the step -------------------------------------------------------------------------
+    def step(self, stamp_ns: int, yaw_rad: float, heatmap: HeatmapMeasurement | None
+             ) -> FusionOutput | None:
+        """The posterior at a camera frame's stamp; None while no fix has arrived."""
+        cfg = self.config
+        stamp_ns = int(stamp_ns)
+        if self._t_ns is not None:
+            if stamp_ns < self._t_ns - cfg.time_jump_s * 1e9:
+                self._pending_reset = 'time_jump'
+            elif stamp_ns - self._t_ns > cfg.max_gap_s * 1e9:
+                self._pending_reset = 'gap'
+        reset = ''
+        if self._pending_reset:
+            if not self._restart(stamp_ns):
+                return None
+            reset, self._pending_reset = self._pending_reset, ''
+        fused = gated = 0
+        motion = 'none'
+        while self._fixes and self._fixes[0][0] <= stamp_ns:
+            fix_stamp, xy, R = self._last_fix = self._fixes.pop(0)
+            if fix_stamp < self._t_ns:
+                self.stats.counters['fixes_late'] += 1
+                continue
+            motion = self._predict(fix_stamp, yaw_rad)
+            if self._fuse_fix(xy, R):
+                fused += 1
+            else:
+                gated += 1
+            if self._gated_in_row >= cfg.fix_jump_count:
+                self._pending_reset = 'fix_jump'
+                return self.step(stamp_ns, yaw_rad, heatmap)
+        if stamp_ns > self._t_ns:
+            motion = self._predict(stamp_ns, yaw_rad)
+        outlier = None
+        if heatmap is not None and cfg.mode == 'filter':
+            outlier = self._fuse_heatmap(heatmap)
+        est = self.grid.estimate()
+        if self.grid.recentre(mean_xy_m=est.mean_xy_m):
+            est = self.grid.estimate()
+        self._yaw_rad = yaw_rad
+        self.stats.counters['frames'] += 1
+        return FusionOutput(stamp_ns, est.mean_xy_m, est.cov_xy_m2, est.bias_xy_m, motion,
+                            outlier, fused, gated, reset)
+
+    def estimate(self) -> GridEstimate:
+        return self.grid.estimate()
+
+    # --- internals ------------------------------------------------------------------------
+    def _restart(self, stamp_ns: int) -> bool:
+        """Belief around the newest fix at or before the stamp (uniform window + that fix);
+        False when there is none yet."""
+        candidates = [f for f in self._fixes if f[0] <= stamp_ns]
+        if not candidates and self._last_fix is not None and self._pending_reset in (
+                'fix_jump', 'service', 'map_change') and self._last_fix[0] <= stamp_ns:
+            candidates = [self._last_fix]
+        if not candidates:
+            return False
+        fix_stamp, xy, R = candidates[-1]
+        self._fixes = [f for f in self._fixes if f[0] > fix_stamp]
+        self.grid.reset(xy)
+        self.grid.update_gnss(xy, R)
+        self._t_ns = fix_stamp
+        self._gated_in_row = 0
+        self.stats.counters['resets'] += 1
+        self.stats.last_reset = self._pending_reset
+        self.stats.counters['fixes_fused'] += 1
+        return True
+
+    def _predict(self, stamp_ns: int, yaw_rad: float) -> str:
+        cfg = self.config
+        dt = (stamp_ns - self._t_ns) * 1e-9
+        if dt <= 0:
+            return 'none'
+        heading = self._yaw_rad if self._yaw_rad is not None else yaw_rad
+        var_yaw = math.radians(cfg.heading_sigma_deg) ** 2
+        motion = integrate_twist(self._twists, self._t_ns, stamp_ns, heading, var_yaw,
+                                 cfg.odometry_max_hold_s) if self._twists else None
+        source = 'odometry'
+        if motion is None:
+            track = self._track_velocity()
+            if track is not None:
+                velocity, cov_v = track
+                # the fitted velocity's error persists over the track window: diffusion
+                # at cov_v * window per second bounds the drift it can cause
+                motion = velocity * dt, cov_v * dt * cfg.track_window_s
+                source = 'track'
+            else:
+                motion = np.zeros(2), np.eye(2) * cfg.no_motion_sigma_mps ** 2 * dt * 1.0
+                source = 'random_walk'
+        delta, q = motion
+        q = q + np.eye(2) * cfg.process_noise_m2_per_s * dt
+        self.grid.predict(delta, q, dt)
+        self._t_ns = stamp_ns
+        self.stats.counters[f'motion_{source}'] += 1
+        return source
+
+    def _track_velocity(self):
+        if len(self._track) < 3:
+            return None
+        stamps = np.array([f[0] for f in self._track], np.int64)
+        xy = np.stack([f[1] for f in self._track])
+        R = np.mean([f[2] for f in self._track], axis=0)
+        # the fixes' correlated error (bias, walk) also moves the track: add its share
+        return track_velocity(stamps, xy, R)
+
+    def _fuse_fix(self, xy: np.ndarray, R: np.ndarray) -> bool:
+        mean, cov = self.grid.gnss_predictive(R)
+        nu = xy - mean
+        nis = float(nu @ np.linalg.solve(cov, nu))
+        self.stats.nis.append(nis)
+        if nis > self.config.gate_chi2:
+            self._gated_in_row += 1
+            self.stats.counters['fixes_gated'] += 1
+            return False
+        self._gated_in_row = 0
+        self.grid.update_gnss(xy, R)
+        self.stats.counters['fixes_fused'] += 1
+        return True
+
+    def _fuse_heatmap(self, heatmap: HeatmapMeasurement) -> float:
+        x, y = self.grid.cell_centres_xy_m()
+        density = heatmap.density_at(x, y, self.config.min_outlier_weight)
+        h, w = np.asarray(heatmap.prob).shape
+        floor_weight = self.config.min_outlier_weight + (
+            1.0 - self.config.min_outlier_weight) * heatmap.floor_prob * h * w
+        floor_density = floor_weight / (h * w * heatmap.cell_m ** 2)
+        prior = self.grid.weights
+        evidence = float((prior * density).sum())
+        outlier = min(1.0, floor_density / evidence) if evidence > 0 else 1.0
+        self.grid.update_likelihood(density)
+        if outlier > 0.5:
+            self.stats.counters['camera_outliers'] += 1
+        return outlier
