@@ -165,7 +165,8 @@ def convert_drive(drive_dir: str | Path, out_bag: str | Path, *, storage: str = 
     A bag already at ``out_bag`` with the same ``geodistill_drive.json`` is kept (rerun:
     nothing to do); a different one is an error unless ``overwrite``. ``noise``: None is
     ``GnssNoiseConfig()`` (5 m white noise). The bag is written under
-    ``<parent>/.<name>.partial/`` and moved to ``out_bag`` when complete. camera_model:
+    ``<parent>/.<name>.partial/`` and moved to ``out_bag`` when complete (removed when the
+conversion fails). camera_model:
     'auto' (the drive's marker, else pinhole), 'pinhole' or 'panorama' (``bag_camera``).
     """
     noise = GnssNoiseConfig() if noise is None else noise
@@ -197,12 +198,14 @@ def convert_drive(drive_dir: str | Path, out_bag: str | Path, *, storage: str = 
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     partial = staging / out.name
-    _write_bag(drive, partial, storage=storage, compressed=compressed,
-               jpeg_quality=jpeg_quality, noise=noise, seed=seed, datum=LocalEnu(*datum),
-               camera=camera)
-    (partial / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2) + '\n')
-    partial.rename(out)
-    staging.rmdir()
+    try:
+        _write_bag(drive, partial, storage=storage, compressed=compressed,
+                   jpeg_quality=jpeg_quality, noise=noise, seed=seed, datum=LocalEnu(*datum),
+                   camera=camera)
+        (partial / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2) + '\n')
+        partial.rename(out)
+    finally:  # a failed or interrupted conversion leaves nothing behind
+        shutil.rmtree(staging, ignore_errors=True)
     logger.info('wrote %s: %d %s frames (%s, %s)', out, len(drive.frames),
                 camera.camera_model, storage, 'jpeg' if compressed else 'rgb8')
     return out

@@ -14,6 +14,7 @@ import sys
 
 from geodistill_core.evaluation import EvalConfig, EvalPaths
 from geodistill_core.evaluation import evaluate as main  # noqa: F401  main(conf, paths) -> Path
+from geodistill_core.models.checkpoint import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +63,11 @@ def cli(argv=None) -> int:
         build_parser().error(str(error))
     paths = EvalPaths(args.checkpoint, args.data_root, args.orientation_checkpoint,
                       args.compare_checkpoint, args.out)
-    print(main(conf, paths, overwrite=args.overwrite))
+    try:
+        print(main(conf, paths, overwrite=args.overwrite))
+    except (CheckpointError, OSError, ValueError) as error:  # one line, no traceback
+        print(f'evaluate.py: error: {error}', file=sys.stderr)
+        return 1
     return 0
 
 

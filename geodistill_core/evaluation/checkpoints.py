@@ -138,11 +138,44 @@ def eval_data_config(conf: EvalConfig, record: dict[str, Any],
                       for item in conf.data_overrides)
     if _is_cross_area_test(conf, data) and training_cities and not user_cities:
         data = _cross_area_test_cities(data, data_root)
+    if conf.dataset == 'vigor' and data_root is not None and not user_cities:
+        data = _cities_in_root(conf, data, Path(data_root), training_cities)
     leaked = sorted(set(training_cities) & set(data.cities or ()))
     if _is_cross_area_test(conf, data) and leaked:
         raise ValueError(f'cross-area {conf.split!r} would read the training cities {leaked}; '
                          'pass the test cities: --data-override cities=\'["A", "B"]\'')
     return data
+
+
+def _cities_in_root(conf: EvalConfig, data: DataConfig, root: Path,
+                    training_cities: tuple[str, ...]) -> DataConfig:
+    """Evaluate the cities the data root holds when the configured ones (the checkpoint's
+    training cities, or the protocol's) are not all there: a model trained on a synthetic
+    export evaluated on a real VIGOR download, or a download of some cities only. A
+    cross-area test still never reads the training cities."""
+    from geodistill_core.data.vigor import SPLITS_DIR, VigorConfig
+    if not root.is_dir() or conf.split not in ('train', 'val', 'test'):
+        return data  # the reader names the problem
+    if data.cities is None and (root / SYNTHETIC_VIGOR_META).is_file():
+        return data  # the export's own protocol picks its cities
+    label = VigorConfig(split=conf.split, area=data.area, cities=()).label_file_name()
+
+    def present(city: str) -> bool:
+        return ((root / city / 'panorama').is_dir() and (root / city / 'satellite').is_dir()
+                and (root / SPLITS_DIR / city / label).is_file())
+
+    wanted = (data.cities if data.cities is not None else
+              VigorConfig(split=conf.split, area=data.area).cities)
+    if all(present(city) for city in wanted):
+        return data
+    found = tuple(sorted(d.name for d in root.iterdir() if d.is_dir() and present(d.name)))
+    if _is_cross_area_test(conf, data):
+        found = tuple(city for city in found if city not in training_cities)
+    if not found:
+        return data
+    logger.warning('%s does not hold the cities %s: evaluating the cities it holds: %s',
+                   root, list(wanted), list(found))
+    return replace(data, cities=found)
 
 
 def _is_cross_area_test(conf: EvalConfig, data: DataConfig) -> bool:
