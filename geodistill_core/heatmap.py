@@ -217,13 +217,18 @@ class HeatmapPose:
 
 
 def heatmap_to_pose(scores: torch.Tensor, cell_m: float, tau: float = DEFAULT_TAU,
-                    valid: torch.Tensor | None = None) -> HeatmapPose:
+                    valid: torch.Tensor | None = None, calibration=None) -> HeatmapPose:
     """scores (B, H, W) (+ valid mask) -> HeatmapPose; P = softmax(scores / tau).
 
+    calibration: an optional filtering.HeatmapCalibration; the probability (and so the
+    covariance and confidence) is then its calibrated mixture, the peak stays the scores'.
     The peak is not differentiable (argmax); covariance and confidence are. Callers at
     inference wrap this in torch.no_grad().
     """
-    prob = sharpened_log_softmax(scores, tau, valid).exp()
+    log_prob = sharpened_log_softmax(scores, tau, valid)
+    if calibration is not None:
+        log_prob = calibration.log_prob(log_prob)
+    prob = log_prob.exp()
     rc = peak_px(scores, valid)
     offset = _rc_to_offset_en_m(rc, scores.shape[1:], cell_m)
     cov = heatmap_covariance_en_m2(prob, cell_m, around=offset)

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geodistill_core.filtering.calibration import HeatmapCalibration, calibration_from_record
 from geodistill_core.geometry import scale_intrinsics
-from geodistill_core.heatmap import heatmap_to_pose
+from geodistill_core.heatmap import heatmap_to_pose, sharpened_log_softmax
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,13 @@ class LocalizationResult:
     offset_en_m (B, 2): camera position minus satellite crop centre, east/north metres.
     covariance_en_m2 (B, 2, 2): of offset_en_m, from the heatmap.
     confidence (B,): in [0, 1] (1 - normalised heatmap entropy).
-    heatmap_prob (B, h, w): north-up probability over the crop (row 0 = north).
+    heatmap_prob (B, h, w): north-up probability over the crop (row 0 = north), calibrated
+        (the model's HeatmapCalibration: temperature and uniform floor).
     heatmap_cell_m: metres per heatmap cell.
+    heatmap_log_prob_base (B, h, w): the uncalibrated log-probability at the model's tau
+        (what train/calibrate.py fits the calibration on).
+    heatmap_floor_prob: the calibrated probability's uniform floor per cell (outlier weight
+        / cells; 0 without calibration).
     """
 
     yaw_rad: torch.Tensor
@@ -68,6 +74,8 @@ class LocalizationResult:
     confidence: torch.Tensor
     heatmap_prob: torch.Tensor
     heatmap_cell_m: float
+    heatmap_log_prob_base: torch.Tensor | None = None
+    heatmap_floor_prob: float = 0.0
 
     def item(self, index: int = 0) -> dict:
         """One result as plain numpy / floats."""
@@ -77,7 +85,10 @@ class LocalizationResult:
                 'covariance_en_m2': self.covariance_en_m2[index].numpy(),
                 'confidence': float(self.confidence[index]),
                 'heatmap_prob': self.heatmap_prob[index].numpy(),
-                'heatmap_cell_m': self.heatmap_cell_m}
+                'heatmap_cell_m': self.heatmap_cell_m,
+                'heatmap_log_prob_base': (None if self.heatmap_log_prob_base is None
+                                          else self.heatmap_log_prob_base[index].numpy()),
+                'heatmap_floor_prob': self.heatmap_floor_prob}
 
 
 def _to_batch(images, name: str) -> torch.Tensor:
@@ -112,6 +123,8 @@ class Localizer:
     ground_hw: (H, W) the location model expects; sat_size_px: its satellite side.
     camera_model: 'panorama' | 'pinhole'; camera_height_m: default camera height.
     yaw_prior_std_deg: spread reported when the yaw comes from the prior alone.
+    calibration: the heatmap calibration (filtering.HeatmapCalibration; None = identity);
+        from_checkpoints reads it from the checkpoint's config.json.
     """
 
     def __init__(self, location_model: torch.nn.Module, *, kind: str,
@@ -119,7 +132,8 @@ class Localizer:
                  camera_height_m: float, orientation_model: torch.nn.Module | None = None,
                  orientation_sat_px: int | None = None, device: str = 'auto',
                  precision: str = 'float32', yaw_prior_std_deg: float = 5.0,
-                 recommended_meters_per_px: float | None = None):
+                 recommended_meters_per_px: float | None = None,
+                 calibration: HeatmapCalibration | None = None):
         if kind not in SCORE_TAU:
             raise ValueError(f'kind must be one of {sorted(SCORE_TAU)}, got {kind!r}')
         if precision not in PRECISIONS:
@@ -139,6 +153,7 @@ class Localizer:
         self.camera_height_m = float(camera_height_m)
         self.yaw_prior_std_rad = math.radians(yaw_prior_std_deg)
         self.recommended_meters_per_px = recommended_meters_per_px
+        self.calibration = calibration or HeatmapCalibration()
         self.location_model = location_model.to(self.device).eval()
         self.orientation_model = (None if orientation_model is None
                                   else orientation_model.to(self.device).eval())
@@ -174,7 +189,9 @@ class Localizer:
                    camera_model=model_config.camera_model, camera_height_m=float(height),
                    orientation_model=orientation, orientation_sat_px=orientation_px,
                    device=device, precision=precision,
-                   recommended_meters_per_px=record.get('meters_per_px'), **kwargs)
+                   recommended_meters_per_px=record.get('meters_per_px'),
+                   calibration=kwargs.pop('calibration', None) or calibration_from_record(record),
+                   **kwargs)
 
     @classmethod
     def default(cls, camera_model: str = 'pinhole', **kwargs) -> Localizer:
@@ -242,13 +259,16 @@ class Localizer:
         finest = scores.scores[-1].float()
         cell_m = float(scores.cell_m[-1])
         tau = SCORE_TAU[self.kind]
-        pose = heatmap_to_pose(finest, cell_m, tau=tau)
+        pose = heatmap_to_pose(finest, cell_m, tau=tau, calibration=self.calibration)
+        n_cells = finest.shape[-1] * finest.shape[-2]
         return LocalizationResult(
             yaw_rad=yaw.float().cpu(), yaw_std_rad=yaw_std.float().cpu(),
             offset_en_m=pose.offset_en_m.float().cpu(),
             covariance_en_m2=pose.covariance_en_m2.float().cpu(),
             confidence=pose.confidence.float().cpu(), heatmap_prob=pose.prob.float().cpu(),
-            heatmap_cell_m=cell_m)
+            heatmap_cell_m=cell_m,
+            heatmap_log_prob_base=sharpened_log_softmax(finest, tau).float().cpu(),
+            heatmap_floor_prob=self.calibration.outlier_weight / n_cells)
 
     def warmup(self) -> None:
         """One dummy inference (allocations, cuDNN autotuning) before the first real one."""

@@ -21,6 +21,7 @@ CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 NAV_SAT_FIX = 'sensor_msgs/msg/NavSatFix'
 TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
 POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
+TWIST_WITH_COVARIANCE_STAMPED = 'geometry_msgs/msg/TwistWithCovarianceStamped'
 COMPRESSED_FORMAT = 'rgb8; jpeg compressed bgr8'
 """CompressedImage.format as compressed_image_transport writes it for an rgb8 source."""
 PANORAMA_DISTORTION_MODEL = 'equirectangular'
@@ -137,3 +138,18 @@ def pose_stamped_msg(stamp_ns: int, frame_id: str, xyz, quaternion_xyzw):
     point = _T['geometry_msgs/msg/Point'](x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))
     pose = _T['geometry_msgs/msg/Pose'](position=point, orientation=_quaternion(quaternion_xyzw))
     return _T[POSE_STAMPED](header=header(stamp_ns, frame_id), pose=pose)
+
+
+def twist_with_covariance_stamped_msg(stamp_ns: int, frame_id: str, v_forward_mps: float,
+                                      v_left_mps: float, yaw_rate_rps: float,
+                                      cov_6x6: np.ndarray):
+    """geometry_msgs/TwistWithCovarianceStamped of a planar vehicle in frame_id (base_link):
+    linear (v_forward, v_left, 0), angular (0, 0, yaw_rate), row-major (6, 6) covariance."""
+    cov = np.asarray(cov_6x6, np.float64)
+    if cov.shape != (6, 6) or not np.isfinite(cov).all():
+        raise ValueError(f'cov_6x6 must be a finite (6, 6), got {cov.shape}')
+    twist = _T['geometry_msgs/msg/Twist'](linear=_vector3((v_forward_mps, v_left_mps, 0.0)),
+                                          angular=_vector3((0.0, 0.0, yaw_rate_rps)))
+    body = _T['geometry_msgs/msg/TwistWithCovariance'](twist=twist,
+                                                       covariance=cov.reshape(-1).copy())
+    return _T[TWIST_WITH_COVARIANCE_STAMPED](header=header(stamp_ns, frame_id), twist=body)

@@ -54,9 +54,10 @@ LOG = logging.getLogger(__name__)
 ROLE_OF_TOPIC_KEY = {'image': 'image', 'image_compressed': 'image',
                      'camera_info': 'camera_info', 'fix': 'fix_truth',
                      'fix_noisy': 'fix_input', 'tf_static': 'tf_static',
-                     'ground_truth_pose': 'truth_pose'}
+                     'ground_truth_pose': 'truth_pose', 'twist': 'odometry'}
 """kitti_bag.TOPICS key -> role in a replay."""
-OUTPUT_TOPICS = {'pose': '/geodistill/pose', 'fix_corrected': '/geodistill/fix_corrected',
+OUTPUT_TOPICS = {'pose': '/geodistill/pose', 'pose_single': '/geodistill/pose_single',
+                 'fix_corrected': '/geodistill/fix_corrected',
                  'heatmap': '/geodistill/heatmap', 'heading_prior': '/geodistill/heading_prior'}
 """Where the replay remaps the node's relative output (and heading input) topics."""
 
@@ -245,6 +246,7 @@ class PlayLog:
     image_stamps: list = field(default_factory=list)
     sent_at: dict = field(default_factory=dict)
     poses: dict = field(default_factory=dict)
+    poses_single: dict = field(default_factory=dict)
     fixes: dict = field(default_factory=dict)
     heatmaps: dict = field(default_factory=dict)
     outcomes: dict = field(default_factory=dict)  # stamp -> output|rejected|lost|timeout|...
@@ -284,6 +286,8 @@ class BagPlayer:
             QuaternionStamped, OUTPUT_TOPICS['heading_prior'], reliable)
         self.node.create_subscription(PoseWithCovarianceStamped, OUTPUT_TOPICS['pose'],
                                       self._keep(self.log.poses), POSE_QOS)
+        self.node.create_subscription(PoseWithCovarianceStamped, OUTPUT_TOPICS['pose_single'],
+                                      self._keep(self.log.poses_single), POSE_QOS)
         self.node.create_subscription(NavSatFix, OUTPUT_TOPICS['fix_corrected'],
                                       self._keep(self.log.fixes), POSE_QOS)
         self.node.create_subscription(OccupancyGrid, OUTPUT_TOPICS['heatmap'],

@@ -22,8 +22,8 @@ import time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 import numpy as np
 
-INPUTS = ('image', 'camera_info', 'fix', 'heading_prior')
-STAGES = ('decode', 'pairing', 'crop', 'inference', 'post', 'publish')
+INPUTS = ('image', 'camera_info', 'fix', 'heading_prior', 'twist', 'odometry')
+STAGES = ('decode', 'pairing', 'crop', 'inference', 'post', 'fusion', 'publish')
 LATENCY_WINDOW = 200
 """Number of most recent processed frames behind the latency percentiles."""
 
@@ -134,7 +134,8 @@ class NodeStats:
                 self._stage_s[stage].append(float(seconds))
 
     def latency_percentiles_ms(self) -> dict[str, float]:
-        """p50/p95 of the end-to-end latency and p50 per stage (ms; NaN before any frame)."""
+        """p50/p95 of the end-to-end latency and p50/p95 per stage (ms; NaN before any
+        frame)."""
         with self._lock:
             total = np.asarray(self._latency_s)
             stages = {s: np.asarray(v) for s, v in self._stage_s.items()}
@@ -143,6 +144,8 @@ class NodeStats:
             out['p50'], out['p95'] = (float(v) for v in np.percentile(total, [50, 95]) * 1e3)
         for stage, values in stages.items():
             out[f'{stage}_p50'] = float(np.median(values) * 1e3) if values.size else float('nan')
+            out[f'{stage}_p95'] = (float(np.percentile(values, 95) * 1e3) if values.size
+                                   else float('nan'))
         return out
 
     def window(self) -> StatsWindow:

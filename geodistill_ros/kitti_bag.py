@@ -20,6 +20,9 @@ topic                                          type (frame_id)                  
 /tf_static                                     tf2_msgs/TFMessage, once:        first
                                                base_link -> gps, camera         stamp
 /geodistill/ground_truth/pose                  geometry_msgs/PoseStamped (map)  oxts
+/kitti/oxts/twist                              geometry_msgs/                   oxts
+                                               TwistWithCovarianceStamped
+                                               (base_link), odometry
 =============================================  ===============================  ==========
 
 (``image_raw`` or, with ``--compressed``, ``image_raw/compressed`` (JPEG), never both.)
@@ -33,7 +36,9 @@ Ground truth: the fix is the OXTS position with covariance pos_accuracy^2; the p
 ``base_link`` (the OXTS GPS/IMU point, see ``geodistill_ros.kitti_drive``) in ``map``, ENU
 metres about the datum (the first fix, or ``--datum lat,lon[,alt]``), with the OXTS
 roll/pitch/yaw. The noisy fix is the true fix plus seeded ``gnss_noise`` applied in the map
-frame. ``<out_bag>/geodistill_drive.json`` records the datum, noise, seed, frames, the
+frame. The twist is the OXTS forward/leftward velocity and yaw rate plus seeded
+``odometry_noise`` (the node's odometry input, fusion.odometry twist), its covariance the
+noise's. ``<out_bag>/geodistill_drive.json`` records the datum, noise, seed, frames, the
 camera model and the camera mount so a replay can reproduce and configure the node.
 
 Panorama drives (``--camera-model``, default auto: the drive's ``image_02/camera.json``
@@ -66,6 +71,8 @@ from geodistill_core.geodesy import LocalEnu
 from geodistill_ros import bag_messages as bm
 from geodistill_ros.bag_camera import CAMERA_CHOICES, BagCamera, resolve_bag_camera
 from geodistill_ros.gnss_noise import GnssNoiseConfig, gnss_noise_enu_m
+from geodistill_ros.odometry_noise import OdometryNoiseConfig
+from geodistill_ros.odometry_noise import odometry_noise as odometry_noise_draws
 from geodistill_ros.kitti_drive import (
     BASE_FRAME,
     CAMERA_FRAME,
@@ -90,10 +97,12 @@ TOPICS = {
     'fix_noisy': '/kitti/oxts/gps/fix_noisy',
     'tf_static': '/tf_static',
     'ground_truth_pose': '/geodistill/ground_truth/pose',
+    'twist': '/kitti/oxts/twist',
 }
 _MSGTYPES = {'image': bm.IMAGE, 'image_compressed': bm.COMPRESSED_IMAGE,
              'camera_info': bm.CAMERA_INFO, 'fix': bm.NAV_SAT_FIX, 'fix_noisy': bm.NAV_SAT_FIX,
-             'tf_static': bm.TF_MESSAGE, 'ground_truth_pose': bm.POSE_STAMPED}
+             'tf_static': bm.TF_MESSAGE, 'ground_truth_pose': bm.POSE_STAMPED,
+             'twist': bm.TWIST_WITH_COVARIANCE_STAMPED}
 
 
 def offered_qos(transient_local: bool) -> Qos:
@@ -121,7 +130,8 @@ def parse_datum(text: str) -> tuple[float, float, float]:
 
 def drive_sidecar(drive: KittiDrive, *, storage: str, compressed: bool,
                   noise: GnssNoiseConfig, seed: int, datum: tuple[float, float, float],
-                  datum_source: str, jpeg_quality: int, camera: BagCamera) -> dict:
+                  datum_source: str, jpeg_quality: int, camera: BagCamera,
+                  odometry_noise: OdometryNoiseConfig = OdometryNoiseConfig()) -> dict:
     """What a replay needs to reproduce and interpret the bag (JSON-ready)."""
     frames = drive.frames
     return {
@@ -134,6 +144,7 @@ def drive_sidecar(drive: KittiDrive, *, storage: str, compressed: bool,
         'bag_version': BAG_VERSION, 'storage': storage, 'compressed': compressed,
         'jpeg_quality': jpeg_quality if compressed else None,
         'seed': int(seed), 'noise': noise.to_dict(),
+        'odometry_noise': odometry_noise.to_dict(),
         'datum': {'lat_deg': datum[0], 'lon_deg': datum[1], 'alt_m': datum[2],
                   'source': datum_source},
         'frames': {'map': MAP_FRAME, 'base': BASE_FRAME, 'gps': GPS_FRAME,
@@ -159,7 +170,8 @@ def convert_drive(drive_dir: str | Path, out_bag: str | Path, *, storage: str = 
                   noise: GnssNoiseConfig | None = None, seed: int = 0,
                   datum: tuple[float, float, float] | None = None,
                   max_frames: int | None = None, overwrite: bool = False,
-                  camera_model: str = 'auto') -> Path:
+                  camera_model: str = 'auto',
+                  odometry_noise: OdometryNoiseConfig | None = None) -> Path:
     """Convert one KITTI raw drive to a rosbag2 at ``out_bag`` (module doc); returns it.
 
     A bag already at ``out_bag`` with the same ``geodistill_drive.json`` is kept (rerun:
@@ -170,6 +182,7 @@ conversion fails). camera_model:
     'auto' (the drive's marker, else pinhole), 'pinhole' or 'panorama' (``bag_camera``).
     """
     noise = GnssNoiseConfig() if noise is None else noise
+    odometry_noise = OdometryNoiseConfig() if odometry_noise is None else odometry_noise
     if storage not in STORAGES:
         raise ValueError(f'storage must be one of {sorted(STORAGES)}, got {storage!r}')
     camera = resolve_bag_camera(drive_dir, camera_model)
@@ -179,7 +192,8 @@ conversion fails). camera_model:
     datum = (first.lat, first.lon, first.alt) if datum is None else tuple(map(float, datum))
     sidecar = drive_sidecar(drive, storage=storage, compressed=compressed, noise=noise,
                             seed=seed, datum=datum, datum_source=datum_source,
-                            jpeg_quality=jpeg_quality, camera=camera)
+                            jpeg_quality=jpeg_quality, camera=camera,
+                            odometry_noise=odometry_noise)
     out = Path(out_bag)
     if out.exists():
         if not overwrite and _existing_sidecar(out) == sidecar:
@@ -201,7 +215,7 @@ conversion fails). camera_model:
     try:
         _write_bag(drive, partial, storage=storage, compressed=compressed,
                    jpeg_quality=jpeg_quality, noise=noise, seed=seed, datum=LocalEnu(*datum),
-                   camera=camera)
+                   camera=camera, odometry_noise=odometry_noise)
         (partial / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2) + '\n')
         partial.rename(out)
     finally:  # a failed or interrupted conversion leaves nothing behind
@@ -213,7 +227,7 @@ conversion fails). camera_model:
 
 def _write_bag(drive: KittiDrive, path: Path, *, storage: str, compressed: bool,
                jpeg_quality: int, noise: GnssNoiseConfig, seed: int, datum: LocalEnu,
-               camera: BagCamera) -> None:
+               camera: BagCamera, odometry_noise: OdometryNoiseConfig) -> None:
     frames = drive.frames
     oxts_stamps = np.array([f.oxts_stamp_ns for f in frames], np.int64)
     lat, lon, alt = (np.array([getattr(f.oxts, k) for f in frames]) for k in ('lat', 'lon',
@@ -223,8 +237,11 @@ def _write_bag(drive: KittiDrive, path: Path, *, storage: str, compressed: bool,
     noisy_lat, noisy_lon, noisy_alt = datum.to_geodetic(
         east + noise_enu[:, 0], north + noise_enu[:, 1], up + noise_enu[:, 2])
     noisy_cov = noise.stated_covariance_enu_m2()
+    odo_noise = odometry_noise_draws(len(frames), odometry_noise, seed)
+    odo_cov = odometry_noise.stated_covariance_6x6()
     image_role = 'image_compressed' if compressed else 'image'
-    roles = [image_role, 'camera_info', 'fix', 'fix_noisy', 'tf_static', 'ground_truth_pose']
+    roles = [image_role, 'camera_info', 'fix', 'fix_noisy', 'tf_static', 'ground_truth_pose',
+             'twist']
     mount = camera.mount
     with Writer(path, version=BAG_VERSION, storage_plugin=STORAGES[storage]) as writer:
         conns = {role: writer.add_connection(
@@ -260,6 +277,9 @@ def _write_bag(drive: KittiDrive, path: Path, *, storage: str, compressed: bool,
                 (t_oxts, 'ground_truth_pose', bm.pose_stamped_msg(
                     t_oxts, MAP_FRAME, (east[i], north[i], up[i]),
                     quaternion_xyzw_from_rpy(oxts.roll, oxts.pitch, oxts.yaw))),
+                (t_oxts, 'twist', bm.twist_with_covariance_stamped_msg(
+                    t_oxts, BASE_FRAME, oxts.vf + odo_noise[i, 0], oxts.vl + odo_noise[i, 1],
+                    oxts.wu + odo_noise[i, 2], odo_cov)),
             ]
             for stamp_ns, role, msg in sorted(messages, key=lambda m: m[0]):
                 writer.write(conns[role], stamp_ns, bm.serialize(msg))
@@ -291,7 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--random-walk-m-per-sqrt-s', type=float,
                         default=defaults.random_walk_m_per_sqrt_s,
                         help='horizontal random-walk density, m/sqrt(s) per axis')
-    parser.add_argument('--seed', type=int, default=0, help='GNSS noise seed')
+    odometry = OdometryNoiseConfig()
+    parser.add_argument('--odometry-sigma-mps', type=float, default=odometry.sigma_mps,
+                        help='noise on the twist topic velocities, m/s (1 sigma)')
+    parser.add_argument('--odometry-yaw-rate-sigma-rps', type=float,
+                        default=odometry.yaw_rate_sigma_rps,
+                        help='noise on the twist topic yaw rate, rad/s (1 sigma)')
+    parser.add_argument('--seed', type=int, default=0, help='GNSS and odometry noise seed')
     parser.add_argument('--datum', type=parse_datum, default=None,
                         help='map origin "lat,lon[,alt]" (default: the first fix)')
     parser.add_argument('--max-frames', type=int, default=None,
@@ -313,7 +339,8 @@ def main(args=None) -> None:
         convert_drive(ns.drive_dir, ns.out_bag, storage=ns.storage, compressed=ns.compressed,
                       jpeg_quality=ns.jpeg_quality, noise=noise, seed=ns.seed,
                       datum=ns.datum, max_frames=ns.max_frames, overwrite=ns.overwrite,
-                      camera_model=ns.camera_model)
+                      camera_model=ns.camera_model, odometry_noise=OdometryNoiseConfig(
+                          ns.odometry_sigma_mps, ns.odometry_yaw_rate_sigma_rps))
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         raise SystemExit(f'geodistill-kitti2bag: error: {err}') from None
 

@@ -5,17 +5,25 @@ Topics (relative; remapped by launch/localize.launch.py):
        camera_info (CameraInfo, pinhole cameras)                          sensor data, depth 1
        fix (NavSatFix)                                                    sensor data, depth 10
        heading_prior (geometry_msgs/QuaternionStamped, base yaw in map)   sensor data, depth 10
-  out  pose (PoseWithCovarianceStamped)                            reliable, volatile, depth 10
+       twist (TwistWithCovarianceStamped, base_frame; fusion.odometry twist) sensor, depth 50
+       odom (nav_msgs/Odometry; fusion.odometry odometry)                 sensor data, depth 50
+  out  pose (PoseWithCovarianceStamped): the filter's posterior    reliable, volatile, depth 10
+       pose_single (PoseWithCovarianceStamped): the frame alone     reliable, volatile, depth 10
        fix_corrected (NavSatFix)                                   reliable, volatile, depth 10
        heatmap (nav_msgs/OccupancyGrid)                            reliable, transient local, 1
        /diagnostics (DiagnosticArray)                              reliable, volatile, depth 10
        /tf (tf2_msgs/TFMessage, only with publish_tf)              reliable, volatile, depth 10
+  srv  ~/reset (std_srvs/Trigger): restart the filter around the next fix
 
 Only the newest image is processed: an image that arrives while the inference worker is
 busy is dropped and counted, so latency never accumulates. Fixes are cached and each image
 is paired with the fix at its own stamp. Bad input never stops the node: it is counted in
-/diagnostics and named in a throttled warning. robot_localization: pose0_config
-[true, true, false, false, false, true, false x9] (x, y, yaw), smooth_lagged_data: true.
+/diagnostics and named in a throttled warning. Sequence fusion (fusion.mode, default
+'filter'): a grid Bayes filter (geodistill_core.filtering, adapter fusion_adapter) fuses
+each frame's calibrated heatmap, every fix and the odometry; ``pose`` already contains the
+GNSS, so do not feed the same fix to robot_localization again (or use fusion.mode 'none').
+robot_localization: pose0_config [true, true, false, false, false, true, false x9] (x, y,
+yaw), smooth_lagged_data: true.
 """
 from __future__ import annotations
 
@@ -34,6 +42,7 @@ from geodistill_ros.camera_info import (
 )
 from geodistill_ros.diagnostics import NodeStats
 from geodistill_ros.fix_buffer import FixBuffer
+from geodistill_ros.fusion_adapter import NodeFusion
 from geodistill_ros.heading import HeadingSample
 from geodistill_ros.messages import (
     QuaternionError,
@@ -102,6 +111,7 @@ class LocalizerNode(Node):
         self._calibration_stamp_ns = 0
         self._calibration_error = ''
         self._heading: HeadingSample | None = None
+        self.fusion = NodeFusion(cfg)
         if map_source is None:
             check_map_source_options(cfg)
             map_source = make_source(cfg.map_source_kind, **cfg.map_source_options)
@@ -159,6 +169,10 @@ class LocalizerNode(Node):
             if param.name not in BUILTIN_PARAMETERS:
                 self._values[param.name] = param.value
         self.config = config_from_values(self._values)
+        if any(p.name.startswith('fusion.') for p in params):
+            self.fusion = NodeFusion(self.config)  # new settings: a new belief
+            self.get_logger().info(f'fusion parameters changed: filter restarted '
+                                   f'({self.config.fusion_mode})')
 
     # --- warnings ---------------------------------------------------------------------------
 
@@ -195,6 +209,41 @@ class LocalizerNode(Node):
             self._datum = LocalEnu(fix.lat_deg, fix.lon_deg, alt)
             self.get_logger().info(f'map datum from the first fix: ({fix.lat_deg:.7f}, '
                                    f'{fix.lon_deg:.7f}, {alt:.2f} m)')
+            self.fusion.reset('map_change')
+        self.fusion.add_fix(fix, self._datum)
+
+    def on_twist(self, msg) -> None:
+        """geometry_msgs/TwistWithCovarianceStamped in base_frame (fusion.odometry twist)."""
+        self.stats.received('twist')
+        self._odometry_result(self.fusion.add_twist_msg(stamp_to_ns(msg.header.stamp), msg),
+                              msg.header.frame_id)
+
+    def on_odometry(self, msg) -> None:
+        """nav_msgs/Odometry, twist in child_frame_id = base_frame (fusion.odometry)."""
+        self.stats.received('odometry')
+        self._odometry_result(self.fusion.add_odometry_msg(stamp_to_ns(msg.header.stamp),
+                                                           msg), msg.child_frame_id)
+
+    def _odometry_result(self, rejection: str | None, frame_id: str) -> None:
+        if rejection is None:
+            return
+        advice = {'wrong_frame': f'the twist is in {frame_id!r}, not base_frame '
+                                 f'{self.config.base_frame!r} (REP-105)',
+                  'non_finite': 'it holds NaN/inf', 'negative_variance':
+                  'its covariance has a negative variance',
+                  'stamp_not_increasing': 'its stamp is not after the previous one'}
+        self.warn_throttled(f'odometry_{rejection}', f'odometry sample rejected, not fused: '
+                            f'{advice.get(rejection, rejection)}; check the odometry source')
+
+    def on_reset(self, request, response):
+        """~/reset (std_srvs/Trigger): the filter restarts around the next fix."""
+        if not self.fusion.active:
+            response.success, response.message = False, "fusion.mode is 'none': no filter"
+            return response
+        self.fusion.reset('service')
+        self.get_logger().info('filter reset requested (~/reset): restarting at the next fix')
+        response.success, response.message = True, 'filter reset: restarts at the next fix'
+        return response
 
     def on_camera_info(self, msg) -> None:
         self.stats.received('camera_info')

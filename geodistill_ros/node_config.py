@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Any
 
+from geodistill_core.filtering import FusionConfig
 from geodistill_core.geodesy import LocalEnu
 from geodistill_ros.params import PARAMETERS, ParameterError
 
@@ -66,6 +67,11 @@ class NodeConfig:
     publish_fix_corrected: bool = True
     diagnostics_period_s: float = 1.0
     warning_throttle_s: float = 5.0
+    fusion_mode: str = 'filter'
+    fusion: FusionConfig = FusionConfig()
+    odometry_input: str = 'twist'
+    odometry_sigma_mps: float = 0.1
+    odometry_yaw_rate_sigma_rps: float = 0.01
 
 
 def _datum(values: dict[str, Any]) -> LocalEnu | None:
@@ -86,6 +92,18 @@ def _map_source_options(values: dict[str, Any]) -> dict:
     return {'root': values['map_source.root'], 'zoom': values['map_source.zoom'],
             'ext': values['map_source.ext'], 'tms': values['map_source.tms'],
             'cache_tiles': values['map_source.cache_tiles']}
+
+
+def _fusion_config(values: dict[str, Any]) -> FusionConfig:
+    names = ('cell_m', 'window_m', 'process_noise_m2_per_s', 'heading_sigma_deg',
+             'no_motion_sigma_mps', 'track_window_s', 'gnss_sigma_m', 'gnss_bias_sigma_m',
+             'gnss_bias_correlation_s', 'gate_chi2', 'fix_jump_count', 'max_gap_s',
+             'min_outlier_weight')
+    mode = 'gnss' if values['fusion.mode'] == 'gnss' else 'filter'
+    try:
+        return FusionConfig(mode=mode, **{n: values[f'fusion.{n}'] for n in names})
+    except ValueError as err:
+        raise ParameterError(f'invalid fusion parameters: {err}') from err
 
 
 def check_map_source_options(config: NodeConfig) -> None:
@@ -136,4 +154,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         low_confidence_inflation=v['low_confidence_inflation'], publish_tf=v['publish_tf'],
         publish_heatmap=v['publish_heatmap'], publish_fix_corrected=v['publish_fix_corrected'],
         diagnostics_period_s=v['diagnostics_period_s'],
+        fusion_mode=v['fusion.mode'], fusion=_fusion_config(v),
+        odometry_input=v['fusion.odometry'], odometry_sigma_mps=v['fusion.odometry_sigma_mps'],
+        odometry_yaw_rate_sigma_rps=v['fusion.odometry_yaw_rate_sigma_rps'],
         warning_throttle_s=v['warning_throttle_s'])

@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseWithCovarianceStamped, QuaternionStamped
-from nav_msgs.msg import OccupancyGrid
+from geometry_msgs.msg import (
+    PoseWithCovarianceStamped,
+    QuaternionStamped,
+    TwistWithCovarianceStamped,
+)
+from nav_msgs.msg import OccupancyGrid, Odometry
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.qos import (
@@ -23,6 +27,7 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, NavSatFix
+from std_srvs.srv import Trigger
 
 from geodistill_ros.diagnostics import diagnostic_status
 from geodistill_ros.messages import (
@@ -44,6 +49,7 @@ def _sensor_qos(depth: int) -> QoSProfile:
 IMAGE_QOS = _sensor_qos(1)
 CAMERA_INFO_QOS = _sensor_qos(1)
 FIX_QOS = _sensor_qos(10)
+ODOMETRY_QOS = _sensor_qos(50)
 POSE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                       reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
@@ -73,6 +79,14 @@ class NodeIo:
                                                   FIX_QOS).topic_name
         node.create_subscription(QuaternionStamped, 'heading_prior', node.on_heading, FIX_QOS)
         self.pose_pub = node.create_publisher(PoseWithCovarianceStamped, 'pose', POSE_QOS)
+        self.pose_single_pub = node.create_publisher(PoseWithCovarianceStamped, 'pose_single',
+                                                     POSE_QOS)
+        self.reset_service = node.create_service(Trigger, '~/reset', node.on_reset)
+        if cfg.fusion_mode != 'none' and cfg.odometry_input == 'twist':
+            node.create_subscription(TwistWithCovarianceStamped, 'twist', node.on_twist,
+                                     ODOMETRY_QOS)
+        elif cfg.fusion_mode != 'none' and cfg.odometry_input == 'odometry':
+            node.create_subscription(Odometry, 'odom', node.on_odometry, ODOMETRY_QOS)
         self.fix_pub = node.create_publisher(NavSatFix, 'fix_corrected', POSE_QOS)
         self.heatmap_pub = node.create_publisher(OccupancyGrid, 'heatmap', HEATMAP_QOS)
         self.diagnostics_pub = node.create_publisher(DiagnosticArray, '/diagnostics',
@@ -91,19 +105,24 @@ class NodeIo:
             cfg.diagnostics_period_s, self.publish_diagnostics,
             clock=Clock(clock_type=ClockType.STEADY_TIME))
 
-    def publish(self, stamp_ns: int, base, z_m: float, fix, crop, result,
-                publish_pose: bool) -> None:
-        """Pose, corrected fix, heatmap and TF of one frame (per the publish parameters)."""
+    def publish(self, stamp_ns: int, pose, single, z_m: float, fix, crop, result) -> None:
+        """One frame's outputs: ``pose`` (the filter's posterior, or the single-frame pose
+        with fusion.mode 'none'; None = none) with fix_corrected and TF from it,
+        ``pose_single`` (None = none), and the heatmap."""
         cfg = self.node.config
         stamp = ns_to_stamp(stamp_ns)
-        if publish_pose:
+        if pose is not None:
             self.pose_pub.publish(pose_with_covariance_msg(
-                stamp, cfg.map_frame, base.x_m, base.y_m, z_m, base.yaw_rad, base.cov_xy_m2,
-                base.var_yaw_rad2))
+                stamp, cfg.map_frame, pose.x_m, pose.y_m, z_m, pose.yaw_rad, pose.cov_xy_m2,
+                pose.var_yaw_rad2))
             if cfg.publish_fix_corrected:
-                self.fix_pub.publish(self._corrected_fix(stamp, base, z_m, fix, crop))
+                self.fix_pub.publish(self._corrected_fix(stamp, pose, z_m, fix, crop))
             if self.tf_pub is not None:
-                self._publish_tf(stamp, base, z_m)
+                self._publish_tf(stamp, pose, z_m)
+        if single is not None:
+            self.pose_single_pub.publish(pose_with_covariance_msg(
+                stamp, cfg.map_frame, single.x_m, single.y_m, z_m, single.yaw_rad,
+                single.cov_xy_m2, single.var_yaw_rad2))
         if cfg.publish_heatmap:
             self.heatmap_pub.publish(heatmap_to_occupancy_grid(
                 np.asarray(result['heatmap_prob']), float(result['heatmap_cell_m']),
@@ -144,7 +163,8 @@ class NodeIo:
                  'map_source': node.map_source.describe(),
                  'last_map_error': stats.last_map_error or 'none',
                  'last_rejection': stats.last_rejection or 'none',
-                 'camera_info_in_use': node.calibration_in_use()}
+                 'camera_info_in_use': node.calibration_in_use(),
+                 **node.fusion.diagnostics()}
         if device.startswith('cuda'):
             import torch
             extra['gpu_memory_allocated_mib'] = torch.cuda.memory_allocated(device) / 2**20

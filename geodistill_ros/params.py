@@ -192,6 +192,47 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           "'heatmap'"),
     _spec('publish_fix_corrected', True, "publish the position as sensor_msgs/NavSatFix "
           "'fix_corrected'"),
+    # --- sequence fusion (geodistill_core.filtering; README 'Fusing over time') --------------
+    _spec('fusion.mode', 'filter', "'filter': pose = the Bayes filter's posterior (camera "
+          "heatmaps + GNSS + motion); 'gnss': the filter without the camera (GNSS + motion "
+          "only, a baseline); 'none': pose = the single-frame estimate (fuse it yourself, "
+          "e.g. in robot_localization)", choices=('filter', 'gnss', 'none')),
+    _spec('fusion.odometry', 'twist', "motion input: 'twist' (geometry_msgs/"
+          "TwistWithCovarianceStamped on 'twist', base_frame), 'odometry' (nav_msgs/Odometry "
+          "on 'odom', twist in child_frame_id = base_frame) or 'none' (motion from the fix "
+          'track)', choices=('twist', 'odometry', 'none'), read_only=True),
+    _spec('fusion.odometry_sigma_mps', 0.1, 'velocity sigma used when an odometry message '
+          'has an all-zero covariance (unknown)', min_value=1e-4, max_value=100.0),
+    _spec('fusion.odometry_yaw_rate_sigma_rps', 0.01, 'yaw-rate sigma used when an '
+          'odometry message has an all-zero covariance', min_value=1e-5, max_value=10.0),
+    _spec('fusion.cell_m', 0.5, 'filter grid cell, metres', min_value=0.05, max_value=10.0),
+    _spec('fusion.window_m', 64.0, 'side of the filter window that follows the vehicle, '
+          'metres (must hold the belief: a few GNSS sigmas)', min_value=4.0,
+          max_value=2000.0),
+    _spec('fusion.process_noise_m2_per_s', 0.05, 'position diffusion added to every '
+          'prediction, m^2/s per axis', min_value=0.0, max_value=1e4),
+    _spec('fusion.heading_sigma_deg', 3.0, 'heading error that rotates the odometry '
+          'displacement (1 sigma)', min_value=0.0, max_value=180.0),
+    _spec('fusion.no_motion_sigma_mps', 5.0, 'random-walk speed sigma without odometry '
+          'and without a fix track', min_value=0.0, max_value=100.0),
+    _spec('fusion.track_window_s', 3.0, 'fixes used for the track velocity (no odometry)',
+          min_value=0.2, max_value=60.0),
+    _spec('fusion.gnss_sigma_m', 5.0, 'per-axis sigma of a fix whose covariance type is '
+          'unknown', min_value=0.01, max_value=1e4),
+    _spec('fusion.gnss_bias_sigma_m', 3.0, 'correlated GNSS error (multipath, atmosphere) '
+          'per axis that the fix covariance does not state; 0 = fixes are white',
+          min_value=0.0, max_value=1e3),
+    _spec('fusion.gnss_bias_correlation_s', 60.0, 'correlation time of that error',
+          min_value=0.1, max_value=1e6),
+    _spec('fusion.gate_chi2', 25.0, 'fixes whose normalised innovation squared (2 dof) '
+          'exceeds this are not fused (gated)', min_value=1.0, max_value=1e6),
+    _spec('fusion.fix_jump_count', 20, 'that many gated fixes in a row reset the filter '
+          'around the new fixes', min_value=1, max_value=100000),
+    _spec('fusion.max_gap_s', 5.0, 'no frame for this long resets the filter',
+          min_value=0.1, max_value=3600.0),
+    _spec('fusion.min_outlier_weight', 0.02, 'uniform floor mixed into every calibrated '
+          'heatmap (robustness: one wrong frame cannot capture the belief)',
+          min_value=0.0, max_value=0.99),
     _spec('diagnostics_period_s', 1.0, 'period of /diagnostics', min_value=0.05,
           max_value=60.0, read_only=True),
     _spec('warning_throttle_s', 5.0, 'minimum time between two warnings of one kind',

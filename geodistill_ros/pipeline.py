@@ -5,8 +5,10 @@ with a reason key (counted in /diagnostics as ``rejected_<reason>_total``) and a
 naming the problem and its fix (a throttled warning). Reasons: bad_stamp, image_decode,
 no_camera_info, bad_camera_info, camera_info_mismatch, fix_no_fix, fix_nan,
 fix_out_of_range, fix_stale, fix_future, no_datum, map_coverage, map_source_error,
-non_finite_result. Stage timings (decode, pairing, crop, inference, post, publish) feed
-the latency percentiles.
+non_finite_result. Stage timings (decode, pairing, crop, inference, post, fusion, publish)
+feed the latency percentiles. With fusion on (``fusion.mode`` filter | gnss), the frame's
+single-frame pose and calibrated heatmap go through the node's NodeFusion (the Bayes
+filter): ``pose`` is the posterior, ``pose_single`` the frame alone.
 """
 from __future__ import annotations
 
@@ -153,7 +155,12 @@ class LocalizationPipeline:
         z_base = (up_fix - cfg.camera_offset.z_m) if math.isfinite(fix.alt_m) else 0.0
         lap('post')
 
-        node.io.publish(stamp_ns, base, z_base, fix, crop, result, publish_pose)
+        single = base if publish_pose else None
+        fused = node.fusion.step(stamp_ns, base, crop, result if publish_pose else None,
+                                 cfg.camera_offset) if node.fusion.active else None
+        lap('fusion')
+        node.io.publish(stamp_ns, fused if fused is not None else single, single, z_base, fix,
+                        crop, result)
         lap('publish')
         node.stats.localized(confidence, lookup.age_s, low, publish_pose,
                              time.perf_counter() - frame.received_s, stages)
@@ -168,6 +175,7 @@ class LocalizationPipeline:
         last, self._last_stamp_ns = self._last_stamp_ns, stamp_ns
         if last is not None and stamp_ns < last - TIME_JUMP_NS:
             self.node.stats.time_jump()
+            self.node.fusion.reset('time_jump')
             heading = self.node.heading  # one already on the new timeline is kept
             max_age_ns = self.node.config.heading_max_age_s * 1e9
             if heading is None or abs(heading.stamp_ns - stamp_ns) > max_age_ns:

@@ -101,14 +101,17 @@ def gnss_input_at(bag: bp.DriveBag, stamps_ns: np.ndarray, datum) -> np.ndarray:
     return xy
 
 
-def frame_records(bag: bp.DriveBag, outcome: RunOutcome, datum) -> list[FrameRecord]:
-    """One FrameRecord per image played: truth and GNSS at its stamp, the node's output."""
+def frame_records(bag: bp.DriveBag, outcome: RunOutcome, datum,
+                  outputs: dict | None = None) -> list[FrameRecord]:
+    """One FrameRecord per image played: truth and GNSS at its stamp, the node's output
+    (``outputs``: stamp -> FrameOutput; default the pose topic's, outcome.outputs)."""
+    outputs = outcome.outputs if outputs is None else outputs
     stamps = np.array(outcome.image_stamps, np.int64)
     truth_xy, truth_yaw = bp.read_truth(bag).at(stamps)
     gnss_xy = gnss_input_at(bag, stamps, datum)
     records = []
     for k, stamp in enumerate(stamps.tolist()):
-        out = outcome.outputs.get(stamp)
+        out = outputs.get(stamp)
         records.append(FrameRecord(
             stamp, tuple(truth_xy[k]), float(truth_yaw[k]), tuple(gnss_xy[k]),
             estimate_xy_m=None if out is None else tuple(out.xy_m),
@@ -206,11 +209,16 @@ def replay(config: ReplayConfig) -> ReplayResult:
                      values['datum.altitude_m'])
     records = frame_records(bag, outcome, datum)
     metrics = evaluate_trajectory(records)
+    single_records = frame_records(bag, outcome, datum, outcome.single_outputs)
+    single = (evaluate_trajectory(single_records).to_dict() if outcome.single_outputs
+              else None)
     pictures = {}
     if config.plots:
         arrays = stack_records(records)
         satellite, crop = _map_background(values, datum, arrays)
-        pictures = write_report_plots(out_dir, arrays, satellite, crop)
+        pictures = write_report_plots(out_dir, arrays, satellite, crop,
+                                      single=stack_records(single_records)
+                                      if outcome.single_outputs else None)
     counts = outcome.counts
     processed = counts['outputs'] + (counts['low_confidence']
                                      if values.get('low_confidence_policy') != 'inflate' else 0)
@@ -231,8 +239,13 @@ def replay(config: ReplayConfig) -> ReplayResult:
                    'throughput_hz': processed / outcome.wall_s if outcome.wall_s > 0 else None,
                    'latency_end_to_end_ms': _percentiles_ms(
                        o.latency_s for o in outcome.outputs.values()),
-                   'node_latency_ms': outcome.node_latency_ms},
+                   'node_latency_ms': outcome.node_latency_ms,
+                   'fusion_ms': {'p50': outcome.node_latency_ms.get('fusion_p50'),
+                                 'p95': outcome.node_latency_ms.get('fusion_p95')}},
         'metrics': metrics.to_dict(),
+        'metrics_single_frame': single,
+        'comparison': side_by_side(metrics.to_dict(), single, records),
+        'fusion': outcome.fusion,
         'node_parameters': values, 'notes': outcome.notes,
         'pictures': {k: str(p) for k, p in pictures.items()}})
     report_path = out_dir / 'report.json'
@@ -241,16 +254,67 @@ def replay(config: ReplayConfig) -> ReplayResult:
     return ReplayResult(report, records, out_dir, report_path, pictures)
 
 
+def side_by_side(fused: dict, single: dict | None, records: list[FrameRecord],
+                 window_s: float = 10.0) -> dict:
+    """GNSS input, single-frame and published (fused) pose on one table (every frame):
+    position (mean, median, R@1/3/5 m), |lateral| and |longitudinal| means, consistency
+    (NEES mean, inside the 1- and 2-sigma ellipses), and the published pose against the
+    GNSS over consecutive windows of window_s seconds (windows where it is worse)."""
+    def row(m: dict | None, gnss: bool = False) -> dict | None:
+        if m is None:
+            return None
+        block = m['gnss'] if gnss else m
+        out = {k: block['position'].get(k) for k in ('mean', 'median', 'recall_1m',
+                                                     'recall_3m', 'recall_5m')}
+        out['frames'] = m['frames'] if gnss else m['outputs']
+        out['lateral_mean'] = block['lateral'].get('mean')
+        out['longitudinal_mean'] = block['longitudinal'].get('mean')
+        if not gnss:
+            c = m['consistency']
+            out.update(nees_mean=c.get('nees_mean'), inside_68=c.get('inside_1sigma'),
+                       inside_95=c.get('inside_2sigma'))
+        return out
+    return {'gnss_input': row(fused, gnss=True), 'single_frame': row(single),
+            'published': row(fused), 'windows': windows_against_gnss(records, window_s)}
+
+
+def windows_against_gnss(records: list[FrameRecord], window_s: float = 10.0) -> dict:
+    """Mean published error against mean GNSS error over consecutive windows."""
+    a = stack_records(records)
+    if not a.stamps_ns.size:
+        return {'window_s': window_s, 'count': 0, 'worse_than_gnss': 0, 'worst_ratio': None}
+    t = (a.stamps_ns - a.stamps_ns.min()) * 1e-9
+    err = np.linalg.norm(a.estimate_xy_m - a.truth_xy_m, axis=1)
+    gnss = np.linalg.norm(a.gnss_xy_m - a.truth_xy_m, axis=1)
+    ratios = []
+    for k in range(int(t.max() // window_s) + 1):
+        inside = (t >= k * window_s) & (t < (k + 1) * window_s) & np.isfinite(err)
+        if inside.sum() >= 2 and np.isfinite(gnss[inside]).all():
+            ratios.append(float(err[inside].mean() / max(gnss[inside].mean(), 1e-9)))
+    return {'window_s': window_s, 'count': len(ratios),
+            'worse_than_gnss': int(sum(r > 1.0 for r in ratios)),
+            'worst_ratio': max(ratios, default=None)}
+
+
 def summary_lines(report: dict) -> list[str]:
-    """A few lines: GNSS input against localized error, frames, rate, latency."""
+    """A few lines: GNSS input against single-frame and published error, frames, rate."""
     m, f, t = report['metrics'], report['frames'], report['timing']
+    single = report.get('metrics_single_frame')
 
     def err(block):
         return (f"mean {_num(block.get('mean'))} m, median {_num(block.get('median'))} m, "
                 f"R@1/3/5 m {_pct(block.get('recall_1m'))}/{_pct(block.get('recall_3m'))}/"
                 f"{_pct(block.get('recall_5m'))}")
-    return [f"GNSS input : {err(m['gnss_on_output_frames']['position'])}",
-            f"localized  : {err(m['position'])}",
+
+    def nees(metrics):
+        c = metrics['consistency']
+        return (f", NEES {_num(c.get('nees_mean'))}, inside 95% "
+                f"{_pct(c.get('inside_2sigma'))}")
+    lines = [f"GNSS input : {err(m['gnss']['position'])}"]
+    if single is not None:
+        lines.append(f"single     : {err(single['position'])}{nees(single)}")
+    return lines + [
+            f"published  : {err(m['position'])}{nees(m)}",
             f"frames     : {f['images']} played, {f['outputs']} localized, "
             f"{sum(f['rejected'].values())} rejected, {f['dropped_busy']} dropped",
             f"rate       : {_num(t['throughput_hz'], 1)} Hz, latency p50/p95 "

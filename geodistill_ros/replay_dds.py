@@ -57,6 +57,8 @@ def node_command(params_file: Path, bag: bp.DriveBag, values: dict) -> list[str]
     image = 'image/compressed' if values['image_transport'] == 'compressed' else 'image'
     remaps = {image: bag.topic('image'), 'camera_info': bag.topic('camera_info'),
               'fix': bag.topic('fix_input'), **bp.OUTPUT_TOPICS}
+    if bag.topic('odometry') is not None:
+        remaps['twist'] = bag.topic('odometry')
     cmd += ['--ros-args', '--params-file', str(params_file), '-p', 'use_sim_time:=true']
     for name, topic in remaps.items():
         cmd += ['-r', f'{name}:={topic}']
@@ -161,14 +163,7 @@ def run_dds(bag: bp.DriveBag, values: dict, config: ReplayConfig, out_dir: Path)
                 player.close()
             rclpy.shutdown(context=context)
             _stop(proc)
-    outputs = {}
-    for stamp, (msg, received) in log.poses.items():
-        cov = np.array(msg.pose.covariance).reshape(6, 6)
-        sent = log.sent_at.get(stamp)
-        outputs[stamp] = FrameOutput(stamp, (msg.pose.pose.position.x, msg.pose.pose.position.y),
-                                     yaw_from_quaternion(msg.pose.pose.orientation),
-                                     cov[:2, :2].copy(), None,
-                                     None if sent is None else received - sent)
+    outputs, single = _frame_outputs(log.poses, log), _frame_outputs(log.poses_single, log)
     diag = log.diagnostics
     outcomes = list(log.outcomes.values())
     counts = {'images': len(log.image_stamps), 'outputs': len(outputs),
@@ -179,6 +174,23 @@ def run_dds(bag: bp.DriveBag, values: dict, config: ReplayConfig, out_dir: Path)
               'not_received': outcomes.count('lost'), 'timeouts': outcomes.count('timeout'),
               'resent': log.resent, 'node_images_received': int(diag.get('images_total', 0))}
     notes = [f'not published (type not installed): {t}' for t in log.skipped_topics]
+    fusion = {k: v for k, v in diag.items() if k.startswith(('fusion', 'odometry_rejected'))}
     return RunOutcome(list(log.image_stamps), outputs, counts,
                       {'p50': float(diag.get('latency_p50_ms', 'nan')),
-                       'p95': float(diag.get('latency_p95_ms', 'nan'))}, log.wall_s, notes)
+                       'p95': float(diag.get('latency_p95_ms', 'nan')),
+                       'fusion_p50': float(diag.get('latency_fusion_p50_ms', 'nan'))},
+                      log.wall_s, notes,
+                      single_outputs=single, fusion=fusion)
+
+
+def _frame_outputs(poses: dict, log) -> dict[int, FrameOutput]:
+    """PoseWithCovarianceStamped received per stamp -> FrameOutput (latency from sending)."""
+    outputs = {}
+    for stamp, (msg, received) in poses.items():
+        cov = np.array(msg.pose.covariance).reshape(6, 6)
+        sent = log.sent_at.get(stamp)
+        outputs[stamp] = FrameOutput(stamp, (msg.pose.pose.position.x, msg.pose.pose.position.y),
+                                     yaw_from_quaternion(msg.pose.pose.orientation),
+                                     cov[:2, :2].copy(), None,
+                                     None if sent is None else received - sent)
+    return outputs

@@ -16,6 +16,7 @@ from geodistill_ros import bag_player as bp
 from geodistill_ros.camera_info import camera_info_to_pinhole
 from geodistill_ros.diagnostics import NodeStats
 from geodistill_ros.fix_buffer import FixBuffer
+from geodistill_ros.fusion_adapter import NodeFusion
 from geodistill_ros.heading import HeadingSample
 from geodistill_ros.messages import navsatfix_to_fix
 from geodistill_ros.model_loading import load_localizer, resolve_device
@@ -31,10 +32,13 @@ class _OfflineNode:
     """What LocalizationPipeline reads from a LocalizerNode, without rclpy; inputs are fed
     as LocalizerNode's callbacks handle them, and each image is processed at once."""
 
-    def __init__(self, config, localizer, map_source):
+    def __init__(self, config, localizer, map_source, frame_hook=None):
         self.config, self.localizer, self.map_source = config, localizer, map_source
         self.stats, self._fixes, self.datum = NodeStats(), FixBuffer(), config.datum
         self._calibration, self.heading, self.outputs = (None, ''), None, {}
+        self.single_outputs: dict = {}
+        self.fusion = NodeFusion(config)
+        self.frame_hook = frame_hook
         self.io = SimpleNamespace(image_topic='image', camera_info_topic='camera_info',
                                   publish=self._record)
         self.pipeline = LocalizationPipeline(self)
@@ -56,11 +60,14 @@ class _OfflineNode:
     def calibration(self):
         return self._calibration
 
-    def _record(self, stamp_ns, base, z_m, fix, crop, result, publish_pose) -> None:
-        if publish_pose:
-            self.outputs[stamp_ns] = FrameOutput(stamp_ns, (base.x_m, base.y_m), base.yaw_rad,
-                                                 np.array(base.cov_xy_m2),
-                                                 float(result['confidence']))
+    def _record(self, stamp_ns, pose, single, z_m, fix, crop, result) -> None:
+        for store, planar in ((self.outputs, pose), (self.single_outputs, single)):
+            if planar is not None:
+                store[stamp_ns] = FrameOutput(stamp_ns, (planar.x_m, planar.y_m),
+                                              planar.yaw_rad, np.array(planar.cov_xy_m2),
+                                              float(result['confidence']))
+        if self.frame_hook is not None:
+            self.frame_hook(stamp_ns, single, fix, crop, result)
 
     def handle(self, event: bp.BagEvent, heading_yaw: float | None) -> None:
         if heading_yaw is not None:
@@ -70,9 +77,14 @@ class _OfflineNode:
             rejection = self._fixes.insert(fix)
             if rejection is not None:
                 self.stats.fix_rejected(rejection.value)
-            elif self.datum is None and self.config.datum_from_first_fix:
-                alt = fix.alt_m if math.isfinite(fix.alt_m) else 0.0
-                self.datum = LocalEnu(fix.lat_deg, fix.lon_deg, alt)
+            else:
+                if self.datum is None and self.config.datum_from_first_fix:
+                    alt = fix.alt_m if math.isfinite(fix.alt_m) else 0.0
+                    self.datum = LocalEnu(fix.lat_deg, fix.lon_deg, alt)
+                self.fusion.add_fix(fix, self.datum)
+        elif event.role == 'odometry':
+            if self.fusion.add_twist_msg(event.stamp_ns, event.msg) is not None:
+                self.stats.input_rejected('odometry', 'rejected')
         elif event.role == 'camera_info':
             try:
                 self._calibration = (camera_info_to_pinhole(
@@ -93,7 +105,10 @@ class _OfflineNode:
                                                        latency_s=time.perf_counter() - started)
 
 
-def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig) -> RunOutcome:
+def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig,
+                frame_hook=None) -> RunOutcome:
+    """Every image of the bag through the pipeline; frame_hook(stamp_ns, single pose, fix,
+    crop, result) sees each localized frame (train/calibrate.py collects its samples)."""
     node_config = config_from_values(values)
     device, note = resolve_device(node_config.device)
     if note:
@@ -103,7 +118,7 @@ def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig) -> RunOutc
     heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
     started, images = time.monotonic(), []
     with make_source(node_config.map_source_kind, **node_config.map_source_options) as source:
-        node = _OfflineNode(node_config, localizer, source)
+        node = _OfflineNode(node_config, localizer, source, frame_hook)
         for event in bp.play_events(bag, config.max_frames):
             images += [event.stamp_ns] if event.role == 'image' else []
             node.handle(event, heading.yaw_for(event))
@@ -114,5 +129,7 @@ def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig) -> RunOutc
               'timeouts': 0, 'resent': 0}
     latency = stats.latency_percentiles_ms()
     return RunOutcome(images, node.outputs, counts,
-                      {'p50': latency['p50'], 'p95': latency['p95']},
-                      time.monotonic() - started)
+                      {'p50': latency['p50'], 'p95': latency['p95'],
+                       'fusion_p50': latency['fusion_p50'], 'fusion_p95': latency['fusion_p95']},
+                      time.monotonic() - started, single_outputs=node.single_outputs,
+                      fusion=node.fusion.diagnostics())

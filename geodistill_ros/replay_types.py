@@ -59,6 +59,8 @@ class RunOutcome:
     node_latency_ms: dict
     wall_s: float
     notes: list = field(default_factory=list)
+    single_outputs: dict[int, FrameOutput] = field(default_factory=dict)
+    fusion: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ matplotlib through its object API and the Agg canvas (no pyplot, no global backe
 rclpy). Positions are ``map`` ENU metres; the satellite image is north-up and georeferenced
 by a ``geodistill_core.geometry.NorthUpCrop`` (its size, metres per pixel and centre in
 map metres; pixel (row, col) centres follow the raster convention of that module).
-Colours: truth green, GNSS input orange, localized blue.
+Colours: truth green, GNSS input orange, localized (the published, fused pose) blue, the
+single-frame estimates (pose_single) purple.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from geodistill_ros.trajectory_metrics import TrajectoryArrays
 TRUTH_COLOR = '#00d000'
 GNSS_COLOR = '#ff8c00'
 ESTIMATE_COLOR = '#1f5fff'
+SINGLE_COLOR = '#b04fd0'
 
 
 def _xy(points, name: str) -> np.ndarray | None:
@@ -41,7 +43,7 @@ def map_extent_m(crop: NorthUpCrop) -> tuple[float, float, float, float]:
 def plot_trajectory_on_map(path: str | Path, truth_xy_m, gnss_xy_m=None, estimate_xy_m=None,
                            satellite_rgb: np.ndarray | None = None,
                            satellite_crop: NorthUpCrop | None = None, margin_m: float = 20.0,
-                           title: str = '') -> Path:
+                           title: str = '', single_xy_m=None) -> Path:
     """Truth (N, 2) line, GNSS (M, 2) dots and localized (K, 2) track over the map; PNG.
 
     satellite_rgb: (H, W, 3) north-up image described by satellite_crop (H = rows,
@@ -66,10 +68,14 @@ def plot_trajectory_on_map(path: str | Path, truth_xy_m, gnss_xy_m=None, estimat
                 zorder=2)
     ax.plot(truth[:, 0], truth[:, 1], '-', color=TRUTH_COLOR, lw=3, label='ground truth',
             zorder=3)
+    single = _xy(single_xy_m, 'single_xy_m')
+    if single is not None:
+        ax.plot(single[:, 0], single[:, 1], '.', color=SINGLE_COLOR, ms=3,
+                label='single frame', zorder=3)
     if est is not None:
         ax.plot(est[:, 0], est[:, 1], '.-', color=ESTIMATE_COLOR, lw=1.2, ms=4,
-                label='localized', zorder=4)
-    tracks = np.concatenate([p for p in (truth, gnss, est) if p is not None])
+                label='fused' if single is not None else 'localized', zorder=4)
+    tracks = np.concatenate([p for p in (truth, gnss, est, single) if p is not None])
     tracks = tracks[np.isfinite(tracks).all(1)]
     centre = 0.5 * (tracks.min(0) + tracks.max(0))
     half = 0.5 * float((tracks.max(0) - tracks.min(0)).max()) + margin_m
@@ -79,12 +85,12 @@ def plot_trajectory_on_map(path: str | Path, truth_xy_m, gnss_xy_m=None, estimat
     ax.set_xlabel('east [m]')
     ax.set_ylabel('north [m]')
     ax.set_title(title or 'trajectory (map frame, north up)')
-    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.09), ncol=3, frameon=False)
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.09), ncol=4, frameon=False)
     return save_figure(fig, path)
 
 
 def plot_errors_over_time(path: str | Path, stamps_ns, gnss_error_m, estimate_error_m,
-                          thresholds_m=(1.0, 3.0, 5.0)) -> Path:
+                          thresholds_m=(1.0, 3.0, 5.0), single_error_m=None) -> Path:
     """Position error (m) of the GNSS input and of the localized output against drive time.
 
     stamps_ns (N,), errors (N,); NaN = no output (a gap in the line).
@@ -94,7 +100,10 @@ def plot_errors_over_time(path: str | Path, stamps_ns, gnss_error_m, estimate_er
     fig = new_figure((8.0, 4.0))
     ax = fig.add_subplot()
     ax.plot(t_s, gnss_error_m, '-', color=GNSS_COLOR, lw=1, label='GNSS input')
-    ax.plot(t_s, estimate_error_m, '.-', color=ESTIMATE_COLOR, lw=1, ms=3, label='localized')
+    if single_error_m is not None:
+        ax.plot(t_s, single_error_m, '.', color=SINGLE_COLOR, ms=2, label='single frame')
+    ax.plot(t_s, estimate_error_m, '.-', color=ESTIMATE_COLOR, lw=1, ms=3,
+            label='localized' if single_error_m is None else 'fused')
     for thr in thresholds_m:
         ax.axhline(thr, color='0.7', lw=0.8, ls='--', zorder=0)
     ax.set_xlabel('time since the first frame [s]')
@@ -113,7 +122,8 @@ def plot_error_cdf(path: str | Path, errors_m: Mapping[str, np.ndarray],
     """
     fig = new_figure((6.0, 4.0))
     ax = fig.add_subplot()
-    colors = {'GNSS input': GNSS_COLOR, 'localized': ESTIMATE_COLOR}
+    colors = {'GNSS input': GNSS_COLOR, 'localized': ESTIMATE_COLOR, 'fused': ESTIMATE_COLOR,
+              'single frame': SINGLE_COLOR}
     x_max = max(thresholds_m) * 2.0
     for label, errors in errors_m.items():
         finite, frac = empirical_cdf(errors)
@@ -136,17 +146,26 @@ def plot_error_cdf(path: str | Path, errors_m: Mapping[str, np.ndarray],
 
 def write_report_plots(out_dir: str | Path, arrays: TrajectoryArrays,
                        satellite_rgb: np.ndarray | None = None,
-                       satellite_crop: NorthUpCrop | None = None) -> dict[str, Path]:
-    """trajectory.png, error_over_time.png and error_cdf.png in out_dir; returns the paths."""
+                       satellite_crop: NorthUpCrop | None = None,
+                       single: TrajectoryArrays | None = None) -> dict[str, Path]:
+    """trajectory.png, error_over_time.png and error_cdf.png in out_dir; returns the paths.
+
+    single: the same frames' single-frame estimates (pose_single), drawn beside the
+    published (fused) ones when given."""
     out_dir = Path(out_dir)
     gnss_err = np.linalg.norm(arrays.gnss_xy_m - arrays.truth_xy_m, axis=1)
     est_err = np.linalg.norm(arrays.estimate_xy_m - arrays.truth_xy_m, axis=1)
+    single_err = (None if single is None else
+                  np.linalg.norm(single.estimate_xy_m - single.truth_xy_m, axis=1))
+    errors = {'GNSS input': gnss_err, 'localized': est_err} if single is None else {
+        'GNSS input': gnss_err, 'single frame': single_err, 'fused': est_err}
     return {
         'trajectory': plot_trajectory_on_map(
             out_dir / 'trajectory.png', arrays.truth_xy_m, arrays.gnss_xy_m,
-            arrays.estimate_xy_m, satellite_rgb, satellite_crop),
+            arrays.estimate_xy_m, satellite_rgb, satellite_crop,
+            single_xy_m=None if single is None else single.estimate_xy_m),
         'error_over_time': plot_errors_over_time(out_dir / 'error_over_time.png',
-                                                 arrays.stamps_ns, gnss_err, est_err),
-        'error_cdf': plot_error_cdf(out_dir / 'error_cdf.png',
-                                    {'GNSS input': gnss_err, 'localized': est_err}),
+                                                 arrays.stamps_ns, gnss_err, est_err,
+                                                 single_error_m=single_err),
+        'error_cdf': plot_error_cdf(out_dir / 'error_cdf.png', errors),
     }

@@ -22,6 +22,7 @@ from geodistill_ros.bag_messages import TYPESTORE
 from geodistill_ros.gnss_noise import GnssNoiseConfig, gnss_noise_enu_m
 from geodistill_ros.kitti_bag import SIDECAR_NAME, TOPICS, convert_drive, main, parse_datum
 from geodistill_ros.kitti_drive import quaternion_xyzw_from_rpy
+from geodistill_ros.odometry_noise import OdometryNoiseConfig, odometry_noise
 
 FIRST_STAMP = '2011-09-26 13:02:25.964389445'
 FIRST_STAMP_NS = calendar.timegm((2011, 9, 26, 13, 2, 25)) * 10**9 + 964389445
@@ -125,6 +126,7 @@ def test_topics_types_counts(bag5):
         TOPICS['fix_noisy']: 'sensor_msgs/msg/NavSatFix',
         TOPICS['tf_static']: 'tf2_msgs/msg/TFMessage',
         TOPICS['ground_truth_pose']: 'geometry_msgs/msg/PoseStamped',
+        TOPICS['twist']: 'geometry_msgs/msg/TwistWithCovarianceStamped',
     }
     assert '/clock' not in bag['types']
     counts = {t: len(m) for t, m in bag['messages'].items()}
@@ -172,6 +174,27 @@ def test_ground_truth_fix_equals_oxts(drive5, bag5):
                                    np.eye(3) * rec.pos_accuracy ** 2, rtol=1e-12)
         assert fix.position_covariance_type == 2 and fix.status.status == 0
         assert fix.header.frame_id == 'gps'
+
+
+def test_twist_is_the_oxts_velocity_plus_seeded_noise_with_its_covariance(drive5, bag5):
+    bag, _ = bag5
+    msgs = bag['messages'][TOPICS['twist']]
+    config = OdometryNoiseConfig()
+    noise = odometry_noise(5, config, seed=7)
+    assert [t for t, _ in msgs] == drive5['oxts_ns']
+    for k, (_, msg) in enumerate(msgs):
+        assert msg.header.frame_id == 'base_link'  # REP-105: the twist of base_link
+        record = drive5['records'][k]
+        assert msg.twist.twist.linear.x == pytest.approx(record.vf + noise[k, 0], abs=1e-9)
+        assert msg.twist.twist.linear.y == pytest.approx(record.vl + noise[k, 1], abs=1e-9)
+        assert msg.twist.twist.angular.z == pytest.approx(record.wu + noise[k, 2], abs=1e-9)
+        cov = np.asarray(msg.twist.covariance).reshape(6, 6)
+        np.testing.assert_allclose(np.diag(cov)[[0, 1, 5]], [config.sigma_mps ** 2] * 2
+                                   + [config.yaw_rate_sigma_rps ** 2])
+    assert np.abs(noise).max() > 0  # the noise is there (and seeded: same draws here)
+    # the GNSS noise of a drive does not change because odometry noise was added
+    np.testing.assert_array_equal(odometry_noise(5, config, seed=7), noise)
+    assert not np.allclose(odometry_noise(5, config, seed=8), noise)
 
 
 def test_ground_truth_pose_is_the_fix_in_local_enu(drive5, bag5):

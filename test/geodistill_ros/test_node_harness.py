@@ -131,10 +131,13 @@ class ScriptedLocalizer:
 
 
 def base_overrides(tif_path, **extra) -> list[Parameter]:
+    """The harness node's parameters. fusion.mode 'none': ``pose`` is the single-frame
+    estimate, which the geometry and policy tests pin (test_node_fusion.py runs the
+    filter)."""
     values = {'datum.latitude_deg': CENTRE_LAT_DEG, 'datum.longitude_deg': CENTRE_LON_DEG,
               'map_source.kind': 'geotiff', 'map_source.path': str(tif_path),
               'crop_size_m': 32.0, 'crop_size_px': 64, 'device': 'cpu',
-              'diagnostics_period_s': 0.2, 'warning_throttle_s': 0.0}
+              'diagnostics_period_s': 0.2, 'warning_throttle_s': 0.0, 'fusion.mode': 'none'}
     values.update(extra)
     return [Parameter(name, value=value) for name, value in values.items()]
 

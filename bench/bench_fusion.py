@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Sequence-fusion benchmark: GNSS input vs single-frame vs the node's filter, per drive.
+
+Drives: the demo drive (synthetic preset 'demo'/'demo_panorama', seed 0, the make demo GNSS
+noise) and four more drives through other worlds of the unseen old_town style (seeds 1-4),
+each with its own GNSS noise model (white 3-8 m per axis, a bias of a few metres, a random
+walk) and seeded heading-prior noise; both cameras (pinhole: the embedded default pinhole
+model; panorama: the embedded default panorama model). Every drive is replayed through the
+node's own pipeline offline (replay --offline: every frame processed) with the default
+parameters (fusion.mode filter, odometry from the bag's twist topic); ``--modes`` adds
+runs with fusion.mode gnss (the filter without the camera). The filter's cost per frame
+is the node's 'fusion' stage latency.
+
+    python bench/bench_fusion.py [--out outputs/bench_fusion] [--cameras pinhole panorama]
+        [--drives demo s1 s2 s3 s4] [--frames N] [--modes filter gnss]
+
+Writes bench/results/fusion.json (one row per drive, camera and mode: the replay's
+comparison block, the fusion diagnostics, the filter's cost) and prints a table. Resumable:
+generated drives and bags are kept under --out. Never used to tune anything: the filter's
+settings and the models' calibrations come from the validation drives (train/calibrate.py).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import json
+import logging
+import os
+from pathlib import Path
+import platform
+import time
+
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+LOG = logging.getLogger('bench_fusion')
+RESULTS = Path(__file__).resolve().parent / 'results' / 'fusion.json'
+
+
+@dataclass(frozen=True)
+class Drive:
+    """A benchmark drive: seed of the world/route and of the noise, GNSS noise model,
+    heading-prior noise (degrees, 1 sigma)."""
+
+    name: str
+    seed: int
+    sigma_m: float = 5.0
+    bias_east_m: float = 0.0
+    bias_north_m: float = 0.0
+    random_walk_m_per_sqrt_s: float = 0.0
+    heading_noise_deg: float = 0.0
+
+    def noise_label(self) -> str:
+        parts = [f'white {self.sigma_m:g} m']
+        if self.bias_east_m or self.bias_north_m:
+            parts.append(f'bias ({self.bias_east_m:g}, {self.bias_north_m:g}) m')
+        if self.random_walk_m_per_sqrt_s:
+            parts.append(f'walk {self.random_walk_m_per_sqrt_s:g} m/sqrt(s)')
+        return ', '.join(parts) + f'; heading noise {self.heading_noise_deg:g} deg'
+
+
+DRIVES = {d.name: d for d in (
+    Drive('demo', 0),
+    Drive('s1', 1, sigma_m=3.0, bias_east_m=2.0, bias_north_m=-3.0, heading_noise_deg=3.0),
+    Drive('s2', 2, sigma_m=8.0, heading_noise_deg=3.0),
+    Drive('s3', 3, sigma_m=4.0, random_walk_m_per_sqrt_s=0.5, heading_noise_deg=3.0),
+    Drive('s4', 4, sigma_m=5.0, bias_east_m=-3.0, bias_north_m=1.5,
+          random_walk_m_per_sqrt_s=0.3, heading_noise_deg=2.0),
+)}
+
+
+def prepare(out: Path, drive: Drive, camera: str, frames: int | None) -> tuple[Path, Path]:
+    """(bag, map) of a drive, generated and converted if needed."""
+    from geodistill_ros.demo import PANORAMA_PRESET, DEMO_PRESET, make_demo_data
+    from geodistill_ros.gnss_noise import GnssNoiseConfig
+    from geodistill_ros.kitti_bag import convert_drive
+    root = out / f'{camera}_{drive.name}'
+    drive_dir, map_path, _ = make_demo_data(root, frames, drive.seed,
+                                            PANORAMA_PRESET if camera == 'panorama'
+                                            else DEMO_PRESET)
+    noise = GnssNoiseConfig(sigma_m=drive.sigma_m, bias_east_m=drive.bias_east_m,
+                            bias_north_m=drive.bias_north_m,
+                            random_walk_m_per_sqrt_s=drive.random_walk_m_per_sqrt_s)
+    bag = convert_drive(drive_dir, root / 'bag', noise=noise, seed=drive.seed,
+                        overwrite=False) if not (root / 'bag').exists() else root / 'bag'
+    return bag, map_path
+
+
+def run_one(out: Path, drive: Drive, camera: str, mode: str, frames: int | None) -> dict:
+    from geodistill_ros.replay import ReplayConfig, replay
+    bag, map_path = prepare(out, drive, camera, frames)
+    started = time.perf_counter()
+    result = replay(ReplayConfig(
+        bag=bag, map_path=map_path, out_dir=out / f'{camera}_{drive.name}' / f'report_{mode}',
+        offline=True, seed=drive.seed, heading_noise_deg=drive.heading_noise_deg,
+        params={'fusion.mode': mode}))
+    report = result.report
+    fusion = report.get('fusion', {})
+    return {'drive': drive.name, 'camera': camera, 'mode': mode, 'noise': drive.noise_label(),
+            'frames': report['frames']['images'], 'comparison': report['comparison'],
+            'fusion': fusion, 'fusion_cost_ms': report['timing'].get('fusion_ms'),
+            'wall_s': time.perf_counter() - started}
+
+
+def _f(value, digits: int = 2, scale: float = 1.0) -> str:
+    return 'n/a' if value is None else f'{value * scale:.{digits}f}'
+
+
+def table(rows: list[dict]) -> str:
+    lines = ['| camera | drive | GNSS noise | mode | GNSS mean | single mean | fused mean | '
+             'fused median | fused R@1/3/5 m | fused NEES | fused in 95% | single NEES | '
+             'single in 95% | 10-s windows worse than GNSS | filter ms/frame |',
+             '|' + '---|' * 15]
+    for r in rows:
+        c = r['comparison']
+        g, s, p = c['gnss_input'], c['single_frame'] or {}, c['published']
+        cost = r.get('fusion_cost_ms') or {}
+        lines.append(
+            f"| {r['camera']} | {r['drive']} | {r['noise']} | {r['mode']} | {_f(g['mean'])} | "
+            f"{_f(s.get('mean'))} | {_f(p['mean'])} | {_f(p['median'])} | "
+            f"{_f(p['recall_1m'], 0, 100)}/{_f(p['recall_3m'], 0, 100)}/"
+            f"{_f(p['recall_5m'], 0, 100)}% | {_f(p['nees_mean'])} | "
+            f"{_f(p['inside_95'], 0, 100)}% | {_f(s.get('nees_mean'))} | "
+            f"{_f(s.get('inside_95'), 0, 100)}% | {c['windows']['worse_than_gnss']}/"
+            f"{c['windows']['count']} | {_f(cost.get('p50'))} (p95 {_f(cost.get('p95'))}) |")
+    return '\n'.join(lines)
+
+
+def main(args=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--out', type=Path, default=Path('outputs/bench_fusion'))
+    p.add_argument('--cameras', nargs='+', default=['pinhole', 'panorama'],
+                   choices=('pinhole', 'panorama'))
+    p.add_argument('--drives', nargs='+', default=list(DRIVES), choices=list(DRIVES))
+    p.add_argument('--modes', nargs='+', default=['filter'], choices=('filter', 'gnss'))
+    p.add_argument('--frames', type=int, default=None, help='shorten every drive (smoke)')
+    p.add_argument('--prepare-only', action='store_true', help='generate drives and bags')
+    p.add_argument('--results', type=Path, default=RESULTS)
+    ns = p.parse_args(args)
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    LOG.setLevel(logging.INFO)
+    rows = []
+    for camera in ns.cameras:
+        for name in ns.drives:
+            drive = DRIVES[name]
+            if ns.prepare_only:
+                prepare(ns.out, drive, camera, ns.frames)
+                LOG.info('prepared %s %s', camera, name)
+                continue
+            for mode in ns.modes:
+                rows.append(run_one(ns.out, drive, camera, mode, ns.frames))
+                LOG.info('%s %s %s done', camera, name, mode)
+    if ns.prepare_only:
+        return 0
+    ns.results.parent.mkdir(parents=True, exist_ok=True)
+    ns.results.write_text(json.dumps({
+        'benchmark': 'fusion', 'date': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        'machine': {'cpu': platform.processor() or platform.machine(),
+                    'cores': os.cpu_count(), 'omp_threads': os.environ.get('OMP_NUM_THREADS')},
+        'rows': rows}, indent=2) + '\n')
+    print(table(rows))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""SequenceFusion: robustness to outlier heatmaps, resets, odometry rejection, motion."""
+import math
+
+import numpy as np
+import pytest
+
+from geodistill_core.filtering import (
+    FusionConfig,
+    HeatmapMeasurement,
+    SequenceFusion,
+    TwistSample,
+)
+
+T0 = 1_000_000_000_000
+CELL = 0.5
+
+
+def heatmap_at(peak_xy, crop_centre_xy, sigma_m=0.7, size=96, floor=0.0) -> HeatmapMeasurement:
+    """A north-up heatmap (row 0 north) with a Gaussian blob at map point peak_xy."""
+    e = (np.arange(size) - (size - 1) / 2) * CELL
+    east, north = np.meshgrid(e, -e)
+    d2 = (east + crop_centre_xy[0] - peak_xy[0]) ** 2 + (north + crop_centre_xy[1]
+                                                         - peak_xy[1]) ** 2
+    p = np.exp(-0.5 * d2 / sigma_m ** 2)
+    p = (1 - floor * size * size) * p / p.sum() + floor
+    return HeatmapMeasurement(p, CELL, np.asarray(crop_centre_xy, float), 0.0, (0.0, 0.0),
+                              floor)
+
+
+def twist(k, v=0.0, cov=None):
+    return TwistSample(T0 + k * 100_000_000, v, 0.0, 0.0,
+                       np.diag([0.01, 0.01, 1e-4]) if cov is None else cov)
+
+
+def converged(config=FusionConfig(), steps=30, truth=(0.0, 0.0)):
+    fusion = SequenceFusion(config)
+    for k in range(steps):
+        fusion.add_fix(T0 + k * 100_000_000, truth, np.eye(2) * 4.0)
+        fusion.add_twist(twist(k))
+        out = fusion.step(T0 + k * 100_000_000, 0.0, heatmap_at(truth, truth))
+    return fusion, out
+
+
+def test_heatmap_blob_position_from_the_lookup_geometry():
+    """The likelihood peaks where the heatmap says the camera is (crop frame -> map)."""
+    m = heatmap_at((3.0, -4.0), (1.0, 1.0))
+    xs, ys = np.meshgrid(np.linspace(-5, 10, 151), np.linspace(-10, 8, 181))
+
+    def centroid(d):
+        return (d * xs).sum() / d.sum(), (d * ys).sum() / d.sum()
+    assert centroid(m.density_at(xs, ys)) == pytest.approx((3.0, -4.0), abs=0.02)
+    # density: probability per cell / cell area, integrates to about 1
+    assert (m.density_at(xs, ys) * 0.1 * 0.1).sum() == pytest.approx(1.0, abs=0.02)
+    # a lever arm: base_link is lever behind the camera
+    m2 = HeatmapMeasurement(m.prob, CELL, m.crop_centre_xy_m, 0.0, (1.5, 0.0), 0.0)
+    assert centroid(m2.density_at(xs, ys)) == pytest.approx((1.5, -4.0), abs=0.02)
+    # the crop rotated from the map by +90 deg (CCW): crop east = map north
+    m3 = HeatmapMeasurement(m.prob, CELL, m.crop_centre_xy_m, math.pi / 2, (0.0, 0.0), 0.0)
+    # blob at crop offset (east 2, north -5) -> map offset R(90)(2, -5) = (5, 2)
+    assert centroid(m3.density_at(xs, ys)) == pytest.approx((6.0, 3.0), abs=0.02)
+
+
+def test_one_outlier_heatmap_moves_a_converged_belief_by_less_than_half_a_metre():
+    fusion, before = converged()
+    wrong = heatmap_at((8.0, 5.0), (0.0, 0.0), sigma_m=0.5)  # a confident, wrong frame
+    fusion.add_fix(T0 + 30 * 100_000_000, (0.0, 0.0), np.eye(2) * 4.0)
+    fusion.add_twist(twist(30))
+    after = fusion.step(T0 + 30 * 100_000_000, 0.0, wrong)
+    assert np.linalg.norm(after.mean_xy_m - before.mean_xy_m) < 0.5
+    assert after.camera_outlier_prob > 0.5
+    assert fusion.stats.counters['camera_outliers'] == 1
+
+
+def test_the_floor_is_what_protects_the_belief():
+    """Counter-example: without a floor the same wrong frame drags the belief away."""
+    fusion, before = converged(FusionConfig(min_outlier_weight=0.0))
+    wrong = heatmap_at((3.0, 2.0), (0.0, 0.0), sigma_m=0.3)
+    fusion.add_fix(T0 + 30 * 100_000_000, (0.0, 0.0), np.eye(2) * 4.0)
+    after = fusion.step(T0 + 30 * 100_000_000, 0.0, wrong)
+    assert np.linalg.norm(after.mean_xy_m - before.mean_xy_m) > 1.0
+
+
+def test_odometry_prediction_follows_the_motion():
+    fusion = SequenceFusion(FusionConfig(gnss_bias_sigma_m=0.0))
+    fusion.add_fix(T0, (0.0, 0.0), np.eye(2) * 0.25)
+    for k in range(11):
+        fusion.add_twist(twist(k, v=10.0))
+    fusion.step(T0, math.pi / 2, None)  # heading north
+    out = fusion.step(T0 + 1_000_000_000, math.pi / 2, None)
+    assert out.motion == 'odometry'
+    np.testing.assert_allclose(out.mean_xy_m, [0.0, 10.0], atol=0.05)
+
+
+@pytest.mark.parametrize('sample, reason', [
+    (TwistSample(T0, math.nan, 0.0, 0.0, np.eye(3)), 'non_finite'),
+    (TwistSample(T0, 1.0, 0.0, 0.0, np.diag([-1.0, 1.0, 1.0])), 'negative_variance'),
+])
+def test_bad_odometry_is_rejected_and_counted(sample, reason):
+    fusion = SequenceFusion()
+    assert fusion.add_twist(sample) == reason
+    assert fusion.stats.counters['odometry_rejected'] == 1
+
+
+def test_odometry_going_backwards_is_rejected():
+    fusion = SequenceFusion()
+    assert fusion.add_twist(twist(5)) is None
+    assert fusion.add_twist(twist(4)) == 'stamp_not_increasing'
+    assert fusion.add_twist(twist(5)) == 'stamp_not_increasing'
+    assert fusion.stats.counters['odometry_rejected'] == 2
+
+
+def test_stamps_jumping_back_reset_the_filter():
+    fusion, _ = converged()
+    earlier = T0 - 60_000_000_000
+    fusion.add_fix(earlier, (50.0, 0.0), np.eye(2) * 4.0)
+    out = fusion.step(earlier, 0.0, None)
+    assert out.reset == 'time_jump'
+    assert np.linalg.norm(out.mean_xy_m - [50.0, 0.0]) < 1.0
+
+
+def test_fixes_that_jump_and_stay_reset_the_filter_after_fix_jump_count():
+    config = FusionConfig(fix_jump_count=5)
+    fusion, _ = converged(config)
+    resets = []
+    for k in range(30, 40):
+        stamp = T0 + k * 100_000_000
+        fusion.add_fix(stamp, (200.0, 0.0), np.eye(2) * 4.0)  # a 200 m jump
+        fusion.add_twist(twist(k))
+        out = fusion.step(stamp, 0.0, None)
+        resets.append(out.reset)
+    assert fusion.stats.counters['fixes_gated'] == 5
+    assert 'fix_jump' in resets
+    assert np.linalg.norm(out.mean_xy_m - [200.0, 0.0]) < 2.0
+
+
+def test_a_single_jumping_fix_is_gated_not_fused():
+    fusion, before = converged()
+    stamp = T0 + 30 * 100_000_000
+    fusion.add_fix(stamp, (60.0, 0.0), np.eye(2) * 4.0)
+    out = fusion.step(stamp, 0.0, None)
+    assert out.fixes_gated == 1 and out.fixes_fused == 0
+    assert np.linalg.norm(out.mean_xy_m - before.mean_xy_m) < 0.3
+
+
+def test_reset_service_restarts_at_the_latest_fix():
+    fusion, _ = converged()
+    fusion.reset('service')
+    stamp = T0 + 30 * 100_000_000
+    fusion.add_fix(stamp, (10.0, 0.0), np.eye(2) * 4.0)
+    out = fusion.step(stamp, 0.0, None)
+    assert out.reset == 'service'
+    assert fusion.stats.last_reset == 'service'
+    assert np.linalg.norm(out.mean_xy_m - [10.0, 0.0]) < 1.0
+
+
+def test_no_output_before_the_first_fix():
+    assert SequenceFusion().step(T0, 0.0, None) is None
+
+
+def test_gnss_mode_ignores_the_camera():
+    fusion = SequenceFusion(FusionConfig(mode='gnss'))
+    fusion.add_fix(T0, (0.0, 0.0), np.eye(2) * 4.0)
+    out = fusion.step(T0, 0.0, heatmap_at((5.0, 0.0), (0.0, 0.0)))
+    assert out.camera_outlier_prob is None
+    assert np.linalg.norm(out.mean_xy_m) < 0.5
