@@ -184,3 +184,38 @@ def test_cuda_matches_cpu():
     # cuDNN may use TF32 for float32 convolutions (about 1e-3, see the module docstring)
     torch.testing.assert_close(gpu32.cpu().double(), torch.diagonal(cpu, 0, 0, 1).permute(2, 0, 1),
                                atol=5e-3, rtol=0)
+
+
+@pytest.mark.parametrize('positions,h,w,r,c', [
+    ('same', 9, 11, 23, 3),  # template taller than the map: the FFT length is at least r
+    ('same', 16, 16, 31, 31),
+    ('same', 7, 30, 5, 29),
+    ('same', 24, 24, 9, 9),
+    ('valid', 24, 20, 23, 19),
+    ('valid', 10, 10, 1, 1),
+])
+def test_fft_padding_never_wraps_a_window_around(positions, h, w, r, c):
+    """The FFT is padded to h + (r - 1) / 2 ('same') or h ('valid'), not h + r - 1: still
+    the plain sliding-window scores, near the borders too, paired and all pairs."""
+    sat, tpl, valid = random_case(bs=2, bg=2, C=4, h=h, w=w, r=r, c=c, seed=11)
+    pairs = masked_cosine_correlation(sat, tpl, valid, positions, True, method='fft')
+    paired = masked_cosine_correlation(sat, tpl, valid, positions, False, method='fft')
+    for m in range(2):
+        for n in range(2):
+            ref = reference_scores(sat[m], tpl[n], valid[n], positions)
+            torch.testing.assert_close(pairs[m, n].double(), ref, atol=1e-4, rtol=0)
+        torch.testing.assert_close(paired[m].double(),
+                                   reference_scores(sat[m], tpl[m], valid[m], positions),
+                                   atol=1e-4, rtol=0)
+
+
+def test_auto_takes_the_fft_for_paired_templates_above_nine_cells():
+    """Paired mode (a grouped conv2d, slow on the CPU) switches to the FFT from 5 x 5 on,
+    all-pairs mode (one conv2d) only above 100 cells."""
+    sat, tpl, valid = random_case(bs=2, bg=2, C=4, h=12, w=12, r=5, c=5, seed=12)
+    auto = masked_cosine_correlation(sat, tpl, valid)
+    assert torch.equal(auto, masked_cosine_correlation(sat, tpl, valid, method='fft'))
+    assert not torch.equal(auto, masked_cosine_correlation(sat, tpl, valid, method='conv'))
+    pairs = masked_cosine_correlation(sat, tpl, valid, all_pairs=True)
+    assert torch.equal(pairs, masked_cosine_correlation(sat, tpl, valid, all_pairs=True,
+                                                        method='conv'))
