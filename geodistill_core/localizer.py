@@ -9,7 +9,8 @@ ground image (panorama, or pinhole + K) + north-up satellite crop (+ yaw prior)
 Frames: yaw is map-frame (0 = east, counter-clockwise) of the panorama's centre column or
 the pinhole's optical axis; offsets are from the satellite crop centre, east/north metres.
 Device and precision are the caller's: autocast (bfloat16/float16) covers the backbones
-on CUDA, geometry and correlation stay float32 inside the estimators.
+on CUDA, and bfloat16 on CPUs with native bfloat16 (geodistill_core.precision); geometry
+and correlation stay float32 inside the estimators.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from geodistill_core.filtering.calibration import HeatmapCalibration, calibration_from_record
 from geodistill_core.geometry import scale_intrinsics
 from geodistill_core.heatmap import heatmap_to_pose, sharpened_log_softmax
+from geodistill_core.precision import autocast_supported
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class Localizer:
     yaw_prior_std_deg: spread reported when the yaw comes from the prior alone.
     calibration: the heatmap calibration (filtering.HeatmapCalibration; None = identity);
         from_checkpoints reads it from the checkpoint's config.json.
+    onnx_runner: an export.runtime.OnnxLocationRunner of the location model (backend
+        'onnxruntime': the same scores, then the same heatmap_to_pose), or None (torch).
     """
 
     def __init__(self, location_model: torch.nn.Module, *, kind: str,
@@ -132,6 +136,7 @@ class Localizer:
                  camera_height_m: float, orientation_model: torch.nn.Module | None = None,
                  orientation_sat_px: int | None = None, device: str = 'auto',
                  precision: str = 'float32', yaw_prior_std_deg: float = 5.0,
+                 onnx_runner=None,
                  recommended_meters_per_px: float | None = None,
                  calibration: HeatmapCalibration | None = None):
         if kind not in SCORE_TAU:
@@ -142,14 +147,16 @@ class Localizer:
             raise ValueError(f"camera_model must be 'panorama' or 'pinhole', got {camera_model!r}")
         self.device = resolve_device(device)
         self.precision = precision
-        if precision != 'float32' and self.device.type != 'cuda':
-            logger.warning('precision %s requested on %s: running float32 (autocast reduced '
-                           'precision is used on CUDA only)', precision, self.device)
+        if not autocast_supported(self.device, PRECISIONS[precision]):
+            logger.warning('precision %s requested on %s: running float32 (CPU: bfloat16 '
+                           'only, with native bfloat16)', precision, self.device)
             self.precision = 'float32'
         self.kind = kind
         self.ground_hw = tuple(int(v) for v in ground_hw)
         self.sat_size_px = int(sat_size_px)
         self.camera_model = camera_model
+        self.onnx_runner = onnx_runner
+        self.backend = 'torch' if onnx_runner is None else 'onnxruntime'
         self.camera_height_m = float(camera_height_m)
         self.yaw_prior_std_rad = math.radians(yaw_prior_std_deg)
         self.recommended_meters_per_px = recommended_meters_per_px
@@ -167,8 +174,12 @@ class Localizer:
     def from_checkpoints(cls, location_checkpoint: str | Path,
                          orientation_checkpoint: str | Path | None = None, *,
                          device: str = 'auto', precision: str = 'float32',
+                         backend: str = 'torch', onnx_dir: str | Path | None = None,
                          camera_height_m: float | None = None, **kwargs) -> Localizer:
-        """Build from checkpoint directories written by the trainers (never unpickles)."""
+        """Build from checkpoint directories written by the trainers (never unpickles).
+        backend 'onnxruntime' runs the location model's ONNX export (onnx_dir, written by
+        geodistill-export, or exported once into a cache: export.runtime)."""
+        from geodistill_core.export.runtime import location_runner
         from geodistill_core.training.models import load_trained_model
 
         model, model_config, record = load_trained_model(location_checkpoint)
@@ -189,6 +200,8 @@ class Localizer:
                    camera_model=model_config.camera_model, camera_height_m=float(height),
                    orientation_model=orientation, orientation_sat_px=orientation_px,
                    device=device, precision=precision,
+                   onnx_runner=location_runner(location_checkpoint, backend,
+                                               resolve_device(device), onnx_dir),
                    recommended_meters_per_px=record.get('meters_per_px'),
                    calibration=kwargs.pop('calibration', None) or calibration_from_record(record),
                    **kwargs)
@@ -253,9 +266,9 @@ class Localizer:
         sat = _resize(satellite, (self.sat_size_px, self.sat_size_px))
         height = self.camera_height_m if camera_height_m is None else float(camera_height_m)
         with self._autocast():
-            scores = self.location_model(ground, sat, sat_meters_per_px=mpp,
-                                         camera_height_m=height, ground_yaw_rad=yaw,
-                                         ground_K=ground_K)
+            scores = (self.onnx_runner or self.location_model)(
+                ground, sat, sat_meters_per_px=mpp, camera_height_m=height,
+                ground_yaw_rad=yaw, ground_K=ground_K)
         finest = scores.scores[-1].float()
         cell_m = float(scores.cell_m[-1])
         tau = SCORE_TAU[self.kind]

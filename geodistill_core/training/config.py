@@ -148,7 +148,17 @@ class LoopConfig:
         holds the latest epoch (a fixed schedule; validation is still logged).
         Distillation uses 'last': its label-free validation losses do not track
         localisation (README, GeoDistill benchmark).
-    amp: 'none' | 'bf16' | 'fp16' (CUDA only; ignored on the CPU with a warning).
+    amp: 'none' | 'bf16' | 'fp16': autocast of the networks (correlation, softmax and losses
+        stay float32). CUDA: bf16, or fp16 with a gradient scaler. CPU: bf16 only, on CPUs
+        with native bfloat16 (AVX512-BF16 or AMX; geodistill_core.precision); elsewhere it
+        falls back to float32 with a warning. Off by default: README "Measured" has the
+        speed and the accuracy check on this CPU.
+    channels_last: networks and images in channels-last memory format (same results to
+        round-off; faster convolutions on the CPU and on tensor cores).
+    activation_checkpointing: recompute the trained model's backbone activations in the
+        backward pass instead of keeping them (less memory for large backbones: VGG16,
+        DINOv2; one more backbone forward per step). Refused for backbones with BatchNorm
+        (their running statistics would be updated twice).
     device: 'auto' (CUDA when present), 'cpu' or 'cuda'.
     """
 
@@ -159,6 +169,8 @@ class LoopConfig:
     log_every_steps: int = 20
     select_metric: str = 'loss'
     amp: str = 'none'
+    channels_last: bool = True
+    activation_checkpointing: bool = False
     device: str = 'auto'
     seed: int = 0
     progress: bool = True

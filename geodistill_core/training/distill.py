@@ -63,7 +63,7 @@ class DistillLossModule(nn.Module):
         generator = torch.Generator().manual_seed(step_seed)
         mask = draw_ground_mask(self.config, self.camera_model, inputs['ground_images'],
                                 generator)
-        masked = {**inputs, 'ground_images': mask.apply(inputs['ground_images'])}
+        masked = {**inputs, 'ground_images': mask.model_input(inputs['ground_images'])}
         student_scores = location_scores(self.student, masked, mask.visible_cols).scores
         loss = distillation_loss([t.detach().float() for t in teacher_scores],
                                  [s.float() for s in student_scores], self.config.loss)

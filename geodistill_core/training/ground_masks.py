@@ -35,6 +35,13 @@ class GroundMask:
             return ground_images
         return apply_image_mask(ground_images, self.visible)
 
+    def model_input(self, ground_images: torch.Tensor) -> torch.Tensor:
+        """The ground images to give the model with `visible_cols`: a column mask travels
+        as ground_visible_cols and the model blanks those columns itself, once, after its
+        normalisation (so they are returned unchanged, not copied); any other mask (random
+        patches) is applied here."""
+        return ground_images if self.visible_cols is not None else self.apply(ground_images)
+
 
 def draw_ground_mask(config: DistillConfig, camera_model: str, ground_images: torch.Tensor,
                      generator: torch.Generator) -> GroundMask:

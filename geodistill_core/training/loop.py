@@ -3,7 +3,9 @@
 `Trainer(config, objective, train_set, val_set, run_dir, context, save_model).fit()`:
 
 - AdamW (lr, weight decay, betas) with optional warm-up then constant or cosine decay;
-  grad-norm clipping; optional AMP on CUDA (bf16, or fp16 with a GradScaler).
+  grad-norm clipping; optional AMP (CUDA: bf16, or fp16 with a GradScaler; CPU: bf16 where
+  the CPU has native bfloat16); channels-last networks and images; optional activation
+  checkpointing of the trained model's backbones (geodistill_core.precision).
 - DistributedDataParallel when the context has several processes (torchrun); every rank
   draws its share of the same global batch list; rank 0 alone logs and writes files.
 - Per-step randomness is reseeded from (seed, rank, step) and the global RNG state is
@@ -18,7 +20,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 import logging
 import math
@@ -30,6 +31,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from geodistill_core.precision import (
+    AMP_DTYPES,
+    autocast,
+    autocast_supported,
+    images_channels_last,
+    to_channels_last,
+)
 from geodistill_core.training.adapter import move_batch
 from geodistill_core.training.config import TrainConfig
 from geodistill_core.training.data import batches_per_epoch, epoch_loader, make_batch_sampler
@@ -76,6 +84,26 @@ def lr_lambda(optim_config, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def enable_activation_checkpointing(module: nn.Module) -> int:
+    """Switch on backbone activation checkpointing in every estimator of `module` that
+    offers it (attribute `activation_checkpointing`); returns how many. Raises ValueError
+    when none does, or when a backbone holds BatchNorm layers (recomputing their forward
+    would update the running statistics twice)."""
+    estimators = [m for m in module.modules() if hasattr(m, 'activation_checkpointing')]
+    if not estimators:
+        raise ValueError('activation_checkpointing: this model has no estimator that '
+                         'supports it (the correlation estimator does)')
+    for estimator in estimators:
+        norms = [name for name, m in estimator.named_modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if norms:
+            raise ValueError(f'activation_checkpointing with BatchNorm layers ({norms[0]}, ...'
+                             f' {len(norms)} in all) would update their running statistics '
+                             'twice per step; use it for VGG16 or DINOv2 backbones')
+        estimator.activation_checkpointing = True
+    return len(estimators)
+
+
 class Trainer:
     """Train `objective` on `train_set`, select on `val_set` (None: keep the last)."""
 
@@ -89,14 +117,17 @@ class Trainer:
         self.provenance = dict(provenance or {})
         self.device = context.device
         loop = config.loop
-        self.amp_dtype = None
-        if loop.amp != 'none':
-            if self.device.type != 'cuda':
-                logger.warning('amp=%s needs CUDA; training in float32 on %s', loop.amp,
-                               self.device)
-            else:
-                self.amp_dtype = torch.bfloat16 if loop.amp == 'bf16' else torch.float16
+        self.amp_dtype = AMP_DTYPES[loop.amp]
+        if not autocast_supported(self.device, self.amp_dtype):
+            logger.warning('amp=%s is not supported on %s (CPU: bf16 only, with native '
+                           'bfloat16); training in float32', loop.amp, self.device)
+            self.amp_dtype = None
         objective.to(self.device)
+        if loop.channels_last:
+            for module in objective.state_modules().values():
+                to_channels_last(module)
+        if loop.activation_checkpointing:
+            enable_activation_checkpointing(objective.train_module)
         params = [p for p in objective.train_module.parameters() if p.requires_grad]
         if not params:
             raise ValueError('the objective has no trainable parameters')
@@ -155,9 +186,11 @@ class Trainer:
     # ------------------------------------------------------------------ steps
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast('cuda', dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
+
+    def _prepare_batch(self, batch: dict) -> dict:
+        batch = move_batch(batch, self.device)
+        return images_channels_last(batch) if self.config.loop.channels_last else batch
 
     def train_step(self, batch: dict) -> dict[str, float]:
         """One optimiser step on `batch`; returns the logged scalars."""
@@ -165,7 +198,7 @@ class Trainer:
         seed = step_seed(self.config.loop.seed, self.context.rank, step)
         torch.manual_seed(seed)
         self.objective.train_module.train()
-        batch = move_batch(batch, self.device)
+        batch = self._prepare_batch(batch)
         with self._autocast():
             terms = self.module(batch, seed)
         loss = terms['loss']
@@ -205,7 +238,7 @@ class Trainer:
         for module in self.objective.state_modules().values():
             module.eval()
         for batch in loader:
-            batch = move_batch(batch, self.device)
+            batch = self._prepare_batch(batch)
             with self._autocast():
                 parts = self.objective.validation_step(batch)
                 if need_labels:

@@ -7,9 +7,11 @@ and 'ccvpe' (the descriptor estimator), both behind `LocationModel`, and 'orient
 model's LocationScores.
 
 `LocationModel` is the contract every training objective relies on: it takes RGB images
-in [0, 1] as the readers deliver them, applies the backbones' own normalisation, blanks the
-invisible ground columns (fill 0 = the mean colour after normalisation) before the
-backbone, and passes the mask on, so the estimator drops the hidden BEV cells too.
+in [0, 1] as the readers deliver them, applies the backbones' own normalisation, and
+passes the ground column mask on: the invisible columns are blanked once (fill 0 = the
+mean colour after normalisation) before the backbone (by the estimator itself when it
+declares `masks_ground_images`, as the correlation estimator does, else here), and the
+estimator drops the hidden BEV cells too.
 
 Checkpoints (models.checkpoint format) use architecture 'training_model' with the
 ModelConfig in hyper_parameters; `load_trained_model(path)` rebuilds any registered kind.
@@ -90,7 +92,8 @@ class LocationModel(nn.Module):
         if self.satellite_preprocess is not None:
             satellite_images = preprocess_images(satellite_images, self.satellite_preprocess,
                                                  check_range=False)
-        if ground_visible_cols is not None:
+        if ground_visible_cols is not None and not getattr(self.estimator,
+                                                           'masks_ground_images', False):
             ground_images = apply_image_mask(ground_images, ground_visible_cols)
         return self.estimator(ground_images, satellite_images,
                               ground_visible_cols=ground_visible_cols, **kwargs)

@@ -84,7 +84,7 @@ class WeakLossModule(nn.Module):
             generator = torch.Generator().manual_seed(step_seed)
             ground_mask = draw_ground_mask(self.mask, self.camera_model,
                                            inputs['ground_images'], generator)
-            inputs = {**inputs, 'ground_images': ground_mask.apply(inputs['ground_images'])}
+            inputs = {**inputs, 'ground_images': ground_mask.model_input(inputs['ground_images'])}
             visible_cols = ground_mask.visible_cols
         scores = location_scores(self.model, inputs, visible_cols, all_pairs=True)
         return weak_location_loss(scores, self.config)

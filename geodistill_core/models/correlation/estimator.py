@@ -14,6 +14,10 @@ hidden columns of the ground image before its extractor (fill 0, the mean colour
 normalised inputs) and removes the BEV cells that sample them from the features, the
 confidence and the cosine normalisation.
 
+`activation_checkpointing` (off by default; training.loop switches it on): in training mode
+with gradients enabled, each extractor's activations are recomputed in the backward pass
+instead of being kept (only its input and output levels stay in memory).
+
 Output frame: location_scores.py (heatmap cell (i, j) = camera at
 ((j - (W - 1) / 2) cell_m east, -(i - (H - 1) / 2) cell_m north) of the crop centre).
 """
@@ -25,6 +29,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from geodistill_core.geometry import BevGrid
 from geodistill_core.masking import apply_image_mask
@@ -134,6 +139,8 @@ class LevelGeometry:
 class CorrelationLocationEstimator(nn.Module):
     """Ground BEV templates x satellite feature maps -> masked cosine heatmaps per level."""
 
+    masks_ground_images = True  # blanks hidden ground columns itself (LocationModel skips it)
+
     def __init__(self, config: CorrelationEstimatorConfig, ground_extractor: nn.Module,
                  satellite_extractor: nn.Module) -> None:
         super().__init__()
@@ -143,13 +150,20 @@ class CorrelationLocationEstimator(nn.Module):
         self.confidence_heads = nn.ModuleList(
             nn.Conv2d(level.channels, 1, kernel_size=1) for level in config.levels
         ) if config.learned_confidence else None
+        self.activation_checkpointing = False
+
+    def _extract(self, extractor: nn.Module, images: torch.Tensor):
+        """extractor(images), its activations recomputed in backward when checkpointing."""
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(extractor, images, use_reentrant=False)
+        return extractor(images)
 
     def satellite_levels(self, satellite_images: torch.Tensor) -> list[torch.Tensor]:
         """satellite_images: (Bs, 3, Hs, Ws) -> per level (Bs, C_l, h_l, w_l)."""
         if satellite_images.dim() != 4:
             raise ValueError(f'satellite_images must be (B, 3, Hs, Ws), '
                              f'got {tuple(satellite_images.shape)}')
-        outputs = self.satellite_extractor(satellite_images)
+        outputs = self._extract(self.satellite_extractor, satellite_images)
         return [select_level(outputs, level.feature_key, level.channels, satellite_images.shape[0],
                         'satellite') for level in self.config.levels]
 
@@ -184,7 +198,7 @@ class CorrelationLocationEstimator(nn.Module):
                                           ground_visible_cols)
         if ground_visible_cols is not None:
             ground_images = apply_image_mask(ground_images, ground_visible_cols)
-        outputs = self.ground_extractor(ground_images)
+        outputs = self._extract(self.ground_extractor, ground_images)
         geo_dtype = torch.float64 if ground_images.dtype == torch.float64 else torch.float32
         if ground_yaw_rad is None:
             ground_yaw_rad = ground_images.new_full((B,), NORTH_ALIGNED_PANORAMA_YAW_RAD,

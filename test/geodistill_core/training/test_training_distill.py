@@ -101,9 +101,40 @@ def test_mask_reaches_the_image_and_the_estimator(toy_batch, toy_estimator):
     assert cols.shape == (4, 32) and cols.dtype == torch.bool
     fraction = cols.float().mean(dim=1)
     assert ((fraction >= 180 / 360 - 1e-6) & (fraction <= 240 / 360 + 1 / 32)).all()
-    hidden = ~cols[:, None, None, :].expand_as(toy_batch['ground'])
-    assert (student_call['ground'][hidden] == 0).all()
-    assert torch.equal(student_call['ground'][~hidden], toy_batch['ground'][~hidden])
+    # A column mask travels as ground_visible_cols only: the model blanks the columns once,
+    # after its normalisation (test_masked_image_reaches_the_backbone_once).
+    assert torch.equal(student_call['ground'], toy_batch['ground'])
+
+
+def test_masked_image_reaches_the_backbone_once():
+    """Through a real LocationModel: the student's backbone sees the normalised image with
+    the hidden columns at 0 (the mean colour), the visible ones unchanged; the teacher's the
+    whole image."""
+    from geodistill_core.models.backbones import preprocess_images
+    from geodistill_core.training.config import ModelConfig
+    from geodistill_core.training.models import build_model
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(ground_backbone='vgg16_unet_tiny',
+                                    satellite_backbone='vgg16_unet_tiny', pretrained=False))
+    seen = []
+    model.estimator.ground_extractor.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].detach().clone()))
+    objective = DistillObjective(model, DistillConfig(), WeakConfig())
+    g = torch.Generator().manual_seed(3)
+    batch = {'ground': torch.rand(2, 3, 32, 64, generator=g) * 0.8 + 0.1,
+             'satellite': torch.rand(2, 3, 64, 64, generator=g),
+             'sat_meters_per_px': torch.full((2,), 0.5, dtype=torch.float64),
+             'camera_height_m': torch.full((2,), 2.0), 'yaw_rad': torch.full((2,), 1.5708)}
+    objective.train_module(batch, 4)
+    teacher_input, student_input = seen
+    normalised = preprocess_images(batch['ground'], model.ground_preprocess, check_range=False)
+    torch.testing.assert_close(teacher_input, normalised)
+    cols = draw_ground_mask(DistillConfig(), 'panorama', batch['ground'],
+                            torch.Generator().manual_seed(4)).visible_cols
+    hidden = ~cols[:, None, None, :].expand_as(normalised)
+    assert hidden.any() and (~hidden).any()
+    assert (student_input[hidden] == 0).all()
+    torch.testing.assert_close(student_input[~hidden], normalised[~hidden])
 
 
 def test_same_step_seed_same_mask_other_seed_other_mask(toy_batch):
@@ -152,7 +183,7 @@ def test_augment_mode_is_the_weak_loss_on_masked_images_without_teacher(toy_batc
     inputs = batch_to_location_inputs(toy_batch)
     mask = draw_ground_mask(DistillConfig(), 'panorama', inputs['ground_images'],
                             torch.Generator().manual_seed(9))
-    masked = {**inputs, 'ground_images': mask.apply(inputs['ground_images'])}
+    masked = {**inputs, 'ground_images': mask.model_input(inputs['ground_images'])}
     scores = location_scores(reference, masked, mask.visible_cols, all_pairs=True)
     expected = weak_location_loss(scores, WeakConfig())['loss']
     torch.testing.assert_close(loss, expected)
