@@ -1,0 +1,123 @@
+"""The location model's inference graph in an exportable form (ONNX, fixed input sizes).
+
+`ExportableLocationModel` wraps a trained correlation LocationModel and computes exactly
+what `Localizer` uses: the finest level's heatmap scores. It differs from the training
+forward only in how it is written, never in what it computes:
+
+- every per-item quantity is a tensor input (yaw, camera height, K, metres per pixel),
+  so the graph has no Python float baked in for them;
+- the BEV template is built in units of heatmap cells: the flat-ground projections are
+  scale invariant (panorama: azimuth and atan2(h, r); pinhole: x / z and y / z), so a grid
+  of 1-cell cells seen from camera_height_m / cell_m equals the metric grid of cell_m
+  metres seen from camera_height_m;
+- the sliding correlation runs on the 'conv' path (sliding_correlation.py; the FFT path
+  agrees to round-off) in all-pairs form, whose template batch is a free axis of an ONNX
+  Conv weight; then the (satellite, ground) pairs are picked: ground b with satellite
+  b % Bs. Bs = 1 scores B ground images (e.g. yaw candidates) against one shared crop in
+  one pass; Bs = B pairs item by item (cost grows as B * Bs: run B > 1 independent frames
+  one at a time, as `OnnxLocationRunner` does);
+- the coarse levels, unused at inference, are not correlated.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geodistill_core.geometry import BevGrid
+from geodistill_core.models.backbones import preprocess_images
+from geodistill_core.models.correlation import (
+    CorrelationLocationEstimator,
+    ground_sampling_grid,
+    masked_cosine_correlation,
+    project_to_bev,
+    template_shape,
+)
+from geodistill_core.models.feature_levels import select_level
+
+EXPORT_CORRELATION_METHOD = 'conv'
+
+
+def finest_level_cell_px(model: nn.Module, satellite_hw_px: tuple[int, int]) -> float:
+    """Satellite pixels per finest heatmap cell (cell_m = meters_per_px * this), measured
+    by running the satellite extractor once on zeros of size satellite_hw_px (Hs, Ws)."""
+    estimator = _estimator(model)
+    probe = torch.zeros(1, 3, *satellite_hw_px,
+                        device=next(model.parameters()).device)
+    with torch.inference_mode():
+        feature = estimator.satellite_levels(probe)[-1]
+    return float(satellite_hw_px[0]) / float(feature.shape[-2])
+
+
+def _estimator(model: nn.Module) -> CorrelationLocationEstimator:
+    estimator = getattr(model, 'estimator', None)
+    if not isinstance(estimator, CorrelationLocationEstimator):
+        raise TypeError(f'ONNX export supports correlation location models (kind '
+                        f"'correlation'), got an estimator {type(estimator).__name__}; "
+                        'export a correlation checkpoint or use the torch backend')
+    return estimator
+
+
+class ExportableLocationModel(nn.Module):
+    """RGB images + per-item geometry -> finest-level heatmap scores, export-ready.
+
+    location_model: a training.models LocationModel around a CorrelationLocationEstimator.
+    ground_hw: (Hg, Wg) of the ground input; satellite_px: side of the satellite input.
+    """
+
+    def __init__(self, location_model: nn.Module, ground_hw: tuple[int, int],
+                 satellite_px: int) -> None:
+        super().__init__()
+        self.model = location_model
+        self.estimator = _estimator(location_model)
+        self.ground_hw = (int(ground_hw[0]), int(ground_hw[1]))
+        self.satellite_px = int(satellite_px)
+        self.camera_model = self.estimator.config.camera_model
+        self.cell_px = finest_level_cell_px(location_model, (self.satellite_px,) * 2)
+        self.level = len(self.estimator.config.levels) - 1
+
+    def forward(self, ground_rgb: torch.Tensor, satellite_rgb: torch.Tensor,
+                yaw_rad: torch.Tensor, camera_height_m: torch.Tensor,
+                meters_per_px: torch.Tensor, ground_K: torch.Tensor | None = None,
+                ) -> torch.Tensor:
+        """Finest heatmap scores of ground b in satellite b % Bs.
+
+        ground_rgb: (B, 3, Hg, Wg) RGB in [0, 1] at ground_hw (resized, not normalised).
+        satellite_rgb: (Bs, 3, S, S) north-up RGB crops in [0, 1], S = satellite_px;
+            Bs = 1 (one crop for every ground image) or Bs = B.
+        yaw_rad: (B,) map-frame yaw of the panorama centre column / optical axis.
+        camera_height_m: (B,) camera height above the ground.
+        meters_per_px: (Bs,) ground resolution of satellite_rgb as given.
+        ground_K: (B, 3, 3) intrinsics at ground_hw (pinhole models only).
+        Returns scores (B, H, W) in [-1, 1]; cell b is cell_px * meters_per_px[b % Bs]
+        metres wide (location_scores.py frame).
+        """
+        model, estimator = self.model, self.estimator
+        B = ground_rgb.shape[0]
+        if model.ground_preprocess is not None:
+            ground_rgb = preprocess_images(ground_rgb, model.ground_preprocess,
+                                           check_range=False)
+        if model.satellite_preprocess is not None:
+            satellite_rgb = preprocess_images(satellite_rgb, model.satellite_preprocess,
+                                              check_range=False)
+        satellite = estimator.satellite_levels(satellite_rgb)[self.level]
+        level = estimator.config.levels[self.level]
+        features = select_level(estimator.ground_extractor(ground_rgb), level.feature_key,
+                                level.channels, B, 'ground')
+        if estimator.confidence_heads is None:
+            confidence = features.new_ones(B, 1, *features.shape[-2:])
+        else:
+            confidence = torch.sigmoid(estimator.confidence_heads[self.level](features))
+        satellite_count = torch.ones_like(meters_per_px, dtype=torch.long).sum()  # = Bs
+        pair = torch.remainder(torch.arange(B, device=ground_rgb.device), satellite_count)
+        cell_m = meters_per_px.to(torch.float32)[pair] * self.cell_px
+        height_cells = camera_height_m.to(torch.float32) / cell_m
+        rows, cols = template_shape(tuple(satellite.shape[-2:]),
+                                    estimator.config.template_fraction)
+        sampling = ground_sampling_grid(self.camera_model, BevGrid(rows, cols, 1.0),
+                                        yaw_rad.to(torch.float32), height_cells,
+                                        self.ground_hw, ground_K)
+        template = project_to_bev(features, confidence, sampling)
+        scores = masked_cosine_correlation(satellite, template.weighted(), template.valid,
+                                           estimator.config.positions, all_pairs=True,
+                                           method=EXPORT_CORRELATION_METHOD)
+        return scores[pair, torch.arange(B, device=ground_rgb.device)]
