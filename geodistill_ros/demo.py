@@ -114,16 +114,35 @@ def table(report: dict, city: dict, out: Path) -> str:
              f"model {report['model']} on {report['device']}; GNSS input noise "
              f"{report['drive']['noise']['sigma_m']:g} m per axis (seed "
              f"{report['drive']['seed']})", '',
-             f"{'':26}{'GNSS input':>12}{'localized':>12}"]
+             f"{'':26}{'GNSS input':>12}{'single frame':>14}{'fused (pose)':>14}"]
+    single = report.get('metrics_single_frame') or {}
+
+    def cell(block, key, digits, scale, unit, width=14):
+        value = None if not block else block.get(key)
+        return f'{_f(value, digits, scale, unit):>{width}}'
     for label, key, digits, scale, unit in rows:
         lines.append(f'{label:26}{_f(gnss["position"][key], digits, scale, unit):>12}'
-                     f'{_f(est["position"][key], digits, scale, unit):>12}')
+                     + cell(single.get('position'), key, digits, scale, unit)
+                     + cell(est['position'], key, digits, scale, unit))
     for axis in ('lateral', 'longitudinal'):
         lines.append(f'{axis + " |error| mean":26}{_f(gnss[axis]["mean"], 2, 1, " m"):>12}'
-                     f'{_f(est[axis]["mean"], 2, 1, " m"):>12}')
+                     + cell(single.get(axis), 'mean', 2, 1, ' m')
+                     + cell(est[axis], 'mean', 2, 1, ' m'))
+    for label, key, digits, scale, unit in (('NEES mean (2 = consistent)', 'nees_mean', 2, 1,
+                                             ''),
+                                            ('inside 95% ellipse', 'inside_2sigma', 0, 100,
+                                             '%')):
+        lines.append(f'{label:26}{"-":>12}'
+                     + cell(single.get('consistency'), key, digits, scale, unit)
+                     + cell(est['consistency'], key, digits, scale, unit))
+    windows = report.get('comparison', {}).get('windows')
+    if windows:
+        lines.append(f"{'10-s windows worse than GNSS':26}{'-':>12}{'':>14}"
+                     f"{windows['worse_than_gnss']:>8} of {windows['count']:<3}")
     yaw = m['yaw'] or {}
     heading = report['heading']
-    lines.append(f"{'yaw error mean':26}{'-':>12}{_f(yaw.get('mean'), 2, 1, ' deg'):>12}"
+    yaw_mean = _f(yaw.get('mean'), 2, 1, ' deg')
+    lines.append(f"{'yaw error mean':26}{'-':>12}{'':>14}{yaw_mean:>14}"
                  f"   (heading prior: {heading['source']}, noise {heading['noise_deg']:g} deg)")
     e2e, node = timing['latency_end_to_end_ms'], timing['node_latency_ms']
     rejected = sum(frames['rejected'].values())

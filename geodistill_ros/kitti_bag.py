@@ -71,8 +71,6 @@ from geodistill_core.geodesy import LocalEnu
 from geodistill_ros import bag_messages as bm
 from geodistill_ros.bag_camera import CAMERA_CHOICES, BagCamera, resolve_bag_camera
 from geodistill_ros.gnss_noise import GnssNoiseConfig, gnss_noise_enu_m
-from geodistill_ros.odometry_noise import OdometryNoiseConfig
-from geodistill_ros.odometry_noise import odometry_noise as odometry_noise_draws
 from geodistill_ros.kitti_drive import (
     BASE_FRAME,
     CAMERA_FRAME,
@@ -83,6 +81,8 @@ from geodistill_ros.kitti_drive import (
     quaternion_xyzw_from_rpy,
     read_kitti_drive,
 )
+from geodistill_ros.odometry_noise import OdometryNoiseConfig
+from geodistill_ros.odometry_noise import odometry_noise as odometry_noise_draws
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def parse_datum(text: str) -> tuple[float, float, float]:
 def drive_sidecar(drive: KittiDrive, *, storage: str, compressed: bool,
                   noise: GnssNoiseConfig, seed: int, datum: tuple[float, float, float],
                   datum_source: str, jpeg_quality: int, camera: BagCamera,
-                  odometry_noise: OdometryNoiseConfig = OdometryNoiseConfig()) -> dict:
+                  odometry_noise: OdometryNoiseConfig | None = None) -> dict:
     """What a replay needs to reproduce and interpret the bag (JSON-ready)."""
     frames = drive.frames
     return {
@@ -144,7 +144,7 @@ def drive_sidecar(drive: KittiDrive, *, storage: str, compressed: bool,
         'bag_version': BAG_VERSION, 'storage': storage, 'compressed': compressed,
         'jpeg_quality': jpeg_quality if compressed else None,
         'seed': int(seed), 'noise': noise.to_dict(),
-        'odometry_noise': odometry_noise.to_dict(),
+        'odometry_noise': (odometry_noise or OdometryNoiseConfig()).to_dict(),
         'datum': {'lat_deg': datum[0], 'lon_deg': datum[1], 'alt_m': datum[2],
                   'source': datum_source},
         'frames': {'map': MAP_FRAME, 'base': BASE_FRAME, 'gps': GPS_FRAME,

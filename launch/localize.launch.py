@@ -3,7 +3,8 @@
     ros2 launch geodistill_ros localize.launch.py \
         image_topic:=/kitti/camera_color_left/image_raw \
         camera_info_topic:=/kitti/camera_color_left/camera_info \
-        fix_topic:=/kitti/oxts/gps/fix_noisy use_sim_time:=true
+        fix_topic:=/kitti/oxts/gps/fix_noisy twist_topic:=/kitti/oxts/twist \
+        use_sim_time:=true
 
 Parameters come from config/localize.yaml in the package share directory unless
 params_file:=... names another file.
@@ -36,8 +37,15 @@ def generate_launch_description():
                               description='sensor_msgs/NavSatFix input'),
         DeclareLaunchArgument('heading_topic', default_value='/heading_prior',
                               description='optional yaw prior (geometry_msgs/QuaternionStamped)'),
+        DeclareLaunchArgument('twist_topic', default_value='/odometry/twist',
+                              description='odometry for the filter (geometry_msgs/'
+                              'TwistWithCovarianceStamped, base_link; fusion.odometry twist)'),
+        DeclareLaunchArgument('odom_topic', default_value='/odom',
+                              description='odometry for the filter (nav_msgs/Odometry; '
+                              'fusion.odometry odometry)'),
         DeclareLaunchArgument('namespace', default_value='geodistill',
-                              description='namespace of the outputs pose, fix_corrected, heatmap'),
+                              description='namespace of the outputs pose, pose_single, '
+                              'fix_corrected, heatmap and the ~/reset service'),
         DeclareLaunchArgument('log_level', default_value='info'),
     ]
     node = Node(
@@ -58,6 +66,8 @@ def generate_launch_description():
             ('camera_info', LaunchConfiguration('camera_info_topic')),
             ('fix', LaunchConfiguration('fix_topic')),
             ('heading_prior', LaunchConfiguration('heading_topic')),
+            ('twist', LaunchConfiguration('twist_topic')),
+            ('odom', LaunchConfiguration('odom_topic')),
         ],
         arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
     )

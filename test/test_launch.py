@@ -183,16 +183,17 @@ def test_every_launch_configuration_is_declared(description):
 def test_remappings_target_the_node_topics(description, ros_isolation, tmp_path):
     remappings = dict(the_node(description)['remappings'])
     assert set(remappings) == {'image', 'image/compressed', 'camera_info', 'fix',
-                               'heading_prior'}
+                               'heading_prior', 'twist', 'odom'}
     for target in remappings.values():
         assert type(target).__name__ == 'LaunchConfiguration'
     subscribed = set()
-    for transport in ('raw', 'compressed'):
-        with started_node(tmp_path, image_transport=transport) as node:
+    for transport, odometry in (('raw', 'twist'), ('compressed', 'odometry')):
+        with started_node(tmp_path, image_transport=transport,
+                          **{'fusion.odometry': odometry}) as node:
             subscribed |= {s.topic_name for s in node.subscriptions}
             outputs = {p.topic_name for p in node.publishers}
     assert {'/' + name for name in remappings} <= subscribed
-    assert {'/pose', '/fix_corrected', '/heatmap', '/diagnostics'} <= outputs
+    assert {'/pose', '/pose_single', '/fix_corrected', '/heatmap', '/diagnostics'} <= outputs
 
 
 # --- config/localize.yaml ---------------------------------------------------------------------

@@ -197,7 +197,7 @@ def fit_from_gnss(samples: list[CalibrationSample], fitted_on: str = '',
 def _solve_nis(curve: list[tuple[float, float, float]]) -> tuple[float, float, float]:
     """The (temperature, NIS, log-lik) on the curve where the mean NIS crosses 2 (the
     nearest grid point; the end of the grid when it never does)."""
-    for (t0, n0, l0), (t1, n1, l1) in zip(curve, curve[1:]):
+    for (t0, n0, l0), (t1, n1, l1) in zip(curve, curve[1:], strict=False):
         if (n0 - 2.0) * (n1 - 2.0) <= 0.0:
             return (t0, n0, l0) if abs(n0 - 2.0) <= abs(n1 - 2.0) else (t1, n1, l1)
     return min(curve, key=lambda c: abs(c[1] - 2.0))

@@ -125,6 +125,7 @@ class SequenceFusion:
         self._gated_in_row = 0
         self._pending_reset = 'start'
         self._last_fix: tuple | None = None
+        self._last_frame_ns: int | None = None
 
     # --- inputs -------------------------------------------------------------------------
     def add_fix(self, stamp_ns: int, xy_m, R_xy_m2: np.ndarray | None) -> None:
@@ -201,6 +202,9 @@ class SequenceFusion:
         if stamp_ns > self._t_ns:
             motion = self._predict(stamp_ns, yaw_rad)
         outlier = None
+        if stamp_ns == self._last_frame_ns:
+            heatmap = None  # the same frame again (a resent image): fused once only
+        self._last_frame_ns = stamp_ns
         if heatmap is not None and cfg.mode == 'filter':
             outlier = self._fuse_heatmap(heatmap)
         est = self.grid.estimate()

@@ -122,7 +122,8 @@ def window(**kwargs) -> StatsWindow:
                           'rejections': {}, 'fixes_rejected': {}},
                   latency_ms={'p50': 50.0, 'p95': 80.0,
                               **{f'{s}_p50': 1.0 for s in ('decode', 'pairing', 'crop',
-                                                           'inference', 'post', 'publish')}})
+                                                           'inference', 'post', 'fusion',
+                                                           'publish')}})
     values.update(kwargs)
     return StatsWindow(**values)
 

@@ -32,8 +32,8 @@ def twist(k, v=0.0, cov=None):
                        np.diag([0.01, 0.01, 1e-4]) if cov is None else cov)
 
 
-def converged(config=FusionConfig(), steps=30, truth=(0.0, 0.0)):
-    fusion = SequenceFusion(config)
+def converged(config=None, steps=30, truth=(0.0, 0.0)):
+    fusion = SequenceFusion(config or FusionConfig())
     for k in range(steps):
         fusion.add_fix(T0 + k * 100_000_000, truth, np.eye(2) * 4.0)
         fusion.add_twist(twist(k))
@@ -163,3 +163,12 @@ def test_gnss_mode_ignores_the_camera():
     out = fusion.step(T0, 0.0, heatmap_at((5.0, 0.0), (0.0, 0.0)))
     assert out.camera_outlier_prob is None
     assert np.linalg.norm(out.mean_xy_m) < 0.5
+
+
+def test_the_same_frame_twice_is_fused_once():
+    fusion = SequenceFusion()
+    fusion.add_fix(T0, (0.0, 0.0), np.eye(2) * 25.0)
+    once = fusion.step(T0, 0.0, heatmap_at((2.0, 0.0), (0.0, 0.0), sigma_m=1.0))
+    again = fusion.step(T0, 0.0, heatmap_at((2.0, 0.0), (0.0, 0.0), sigma_m=1.0))
+    np.testing.assert_allclose(again.cov_xy_m2, once.cov_xy_m2)
+    np.testing.assert_allclose(again.mean_xy_m, once.mean_xy_m)
