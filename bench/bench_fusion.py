@@ -70,7 +70,7 @@ DRIVES = {d.name: d for d in (
 
 def prepare(out: Path, drive: Drive, camera: str, frames: int | None) -> tuple[Path, Path]:
     """(bag, map) of a drive, generated and converted if needed."""
-    from geodistill_ros.demo import PANORAMA_PRESET, DEMO_PRESET, make_demo_data
+    from geodistill_ros.demo import DEMO_PRESET, PANORAMA_PRESET, make_demo_data
     from geodistill_ros.gnss_noise import GnssNoiseConfig
     from geodistill_ros.kitti_bag import convert_drive
     root = out / f'{camera}_{drive.name}'

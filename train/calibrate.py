@@ -49,7 +49,8 @@ def main(args=None) -> int:
         camera = bp.open_drive_bag(ns.bag[0]).camera_model
         checkpoint = str(ASSETS_DIR / f'default_{camera}_location')
     try:
-        calibration = calibrate(checkpoint, list(zip(ns.bag, ns.map)), ns.method,
+        calibration = calibrate(checkpoint, list(zip(ns.bag, ns.map, strict=True)),
+                                ns.method,
                                 max_frames=ns.frames, heading_noise_deg=ns.heading_noise_deg,
                                 device=ns.device)
         target = write_calibration(Path(checkpoint), calibration,
