@@ -46,9 +46,9 @@ def test_demo_runs_end_to_end_on_a_short_drive(ros_isolation, tmp_path):
                           timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = proc.stdout
-    for row in ('GNSS input', 'localized', 'mean error', 'median error', 'R@1m', 'R@3m',
-                'R@5m', 'lateral', 'longitudinal', 'yaw error', 'rate', 'latency', 'report',
-                'pictures'):
+    for row in ('GNSS input', 'single frame', 'fused (pose)', 'mean error', 'median error',
+                'R@1m', 'R@3m', 'R@5m', 'lateral', 'longitudinal', 'NEES mean',
+                'inside 95% ellipse', 'yaw error', 'rate', 'latency', 'report', 'pictures'):
         assert row in table, table
     assert f'frames     {FRAMES} played' in table, table
     report_dir = tmp_path / 'demo' / f'report_{FRAMES}frames'
@@ -62,6 +62,13 @@ def test_demo_runs_end_to_end_on_a_short_drive(ros_isolation, tmp_path):
     assert frames['outputs'] >= FRAMES // 2, frames
     for block in (metrics['position'], metrics['gnss_on_output_frames']['position']):
         assert all(_finite(block[k]) for k in ('mean', 'median', 'recall_1m', 'recall_5m'))
+    # the published pose is the filter's: on this short drive it beats both its GNSS input
+    # and the frames alone (the embedded default model; a tiny random model is not judged)
+    comparison = report['comparison']
+    if default_model_path().joinpath('config.json').is_file():
+        fused = comparison['published']['mean']
+        assert fused < comparison['gnss_input']['mean'], comparison
+        assert fused < comparison['single_frame']['mean'], comparison
     assert _finite(metrics['lateral']['mean']) and _finite(metrics['yaw']['mean'])
     assert _finite(report['timing']['throughput_hz'])
     assert _finite(report['timing']['latency_end_to_end_ms']['p95'])

@@ -53,6 +53,13 @@ class GridEstimate:
     max_prob: float
 
 
+def eig_range_2x2(m: np.ndarray) -> tuple[float, float]:
+    """(smallest, largest) eigenvalue of a symmetric 2 x 2 matrix (closed form)."""
+    a, b, d = float(m[0, 0]), 0.5 * float(m[0, 1] + m[1, 0]), float(m[1, 1])
+    mid, rad = 0.5 * (a + d), math.hypot(0.5 * (a - d), b)
+    return mid - rad, mid + rad
+
+
 def gaussian_kernel(cov_cells2: np.ndarray, radius: int) -> np.ndarray:
     """(2r+1, 2r+1) kernel of N(0, cov) (in cells^2, axes (x=col, y=row)) sampled at
     integer offsets, normalised; index [r + dy, r + dx]."""
@@ -146,20 +153,19 @@ class GridFilter:
         q = np.asarray(q_xy_m2, np.float64).reshape(2, 2)
         if not (np.isfinite(delta).all() and np.isfinite(q).all() and math.isfinite(dt_s)):
             raise ValueError(f'predict needs finite values, got {delta}, {q}, {dt_s}')
-        if dt_s < 0 or np.linalg.eigvalsh(0.5 * (q + q.T))[0] < -1e-12:
+        if dt_s < 0 or eig_range_2x2(q)[0] < -1e-12:
             raise ValueError(f'predict needs dt_s >= 0 and a positive semi-definite q; got '
                              f'{dt_s}, {q.tolist()}')
         self.origin_xy_m = self.origin_xy_m + delta
         self._pending_q_m2 = self._pending_q_m2 + 0.5 * (q + q.T)
         q_cells2 = self._pending_q_m2 / self.cell_m ** 2
-        if np.linalg.eigvalsh(q_cells2)[-1] >= self.min_blur_var_cells2:
+        if eig_range_2x2(q_cells2)[1] >= self.min_blur_var_cells2:
             self._blur(q_cells2)
             self._pending_q_m2 = np.zeros((2, 2))
         self._bias_propagate(dt_s)
 
     def _blur(self, q_cells2: np.ndarray) -> None:
-        radius = int(min(math.ceil(3.5 * math.sqrt(np.linalg.eigvalsh(q_cells2)[-1])),
-                         self.size))
+        radius = int(min(math.ceil(3.5 * math.sqrt(eig_range_2x2(q_cells2)[1])), self.size))
         kernel = gaussian_kernel(q_cells2 + 1e-9 * np.eye(2), max(radius, 1))
         weighted = np.concatenate([self.weights[None],
                                    np.moveaxis(self.bias_mean_m * self.weights[..., None],

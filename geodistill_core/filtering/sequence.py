@@ -27,7 +27,12 @@ import math
 
 import numpy as np
 
-from geodistill_core.filtering.grid_filter import GnssErrorModel, GridEstimate, GridFilter
+from geodistill_core.filtering.grid_filter import (
+    GnssErrorModel,
+    GridEstimate,
+    GridFilter,
+    eig_range_2x2,
+)
 from geodistill_core.filtering.heatmap_likelihood import HeatmapMeasurement
 from geodistill_core.filtering.motion import TwistSample, integrate_twist, track_velocity
 
@@ -133,8 +138,7 @@ class SequenceFusion:
         xy = np.asarray(xy_m, np.float64).reshape(2)
         R = (np.eye(2) * self.config.gnss_sigma_m ** 2 if R_xy_m2 is None
              else np.asarray(R_xy_m2, np.float64).reshape(2, 2))
-        if not (np.isfinite(xy).all() and np.isfinite(R).all()
-                and np.linalg.eigvalsh(0.5 * (R + R.T))[0] > 0):
+        if not (np.isfinite(xy).all() and np.isfinite(R).all() and eig_range_2x2(R)[0] > 0):
             R = np.eye(2) * self.config.gnss_sigma_m ** 2 if np.isfinite(xy).all() else None
             if R is None:
                 return
