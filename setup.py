@@ -41,6 +41,7 @@ setup(
             'geodistill-kitti2bag = geodistill_ros.kitti_bag:main',
             'geodistill-replay = geodistill_ros.replay:main',
             'geodistill-demo = geodistill_ros.demo:main',
+            'geodistill-export = geodistill_core.export.cli:main',
         ],
     },
 )

@@ -47,7 +47,7 @@ def load_localizer(config: NodeConfig, device: str, log=LOG.warning):
             raise ParameterError('orientation_checkpoint is set but location_checkpoint is '
                                  "not: set both, or neither for the default model")
         localizer = Localizer.default(camera_model=config.camera_model, device=device,
-                                      precision=precision)
+                                      precision=precision, backend=config.backend)
         source = 'the embedded default model'
     else:
         for name in ('location_checkpoint', 'orientation_checkpoint'):
@@ -57,7 +57,7 @@ def load_localizer(config: NodeConfig, device: str, log=LOG.warning):
                                      "file, or '' for the default model")
         localizer = Localizer.from_checkpoints(
             config.location_checkpoint, config.orientation_checkpoint or None, device=device,
-            precision=precision)
+            precision=precision, backend=config.backend)
         source = config.location_checkpoint
     check_camera_model(localizer, config.camera_model, source)
     return localizer

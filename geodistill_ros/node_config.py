@@ -51,6 +51,7 @@ class NodeConfig:
     orientation_checkpoint: str = ''
     device: str = 'auto'
     precision: str = 'float32'
+    backend: str = 'torch'
     heading_source: str = 'auto'
     yaw_prior_range_deg: float = 20.0
     default_yaw_rad: float = 0.0
@@ -143,6 +144,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         max_image_pixels=v['max_image_pixels'],
         location_checkpoint=v['location_checkpoint'],
         orientation_checkpoint=v['orientation_checkpoint'], device=v['device'],
+        backend=v['backend'],
         precision=v['precision'], heading_source=v['heading_source'],
         yaw_prior_range_deg=v['yaw_prior_range_deg'],
         default_yaw_rad=math.radians(v['default_yaw_deg']),

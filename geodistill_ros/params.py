@@ -157,6 +157,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           choices=('auto', 'cuda', 'cpu'), read_only=True),
     _spec('precision', 'float32', 'inference precision (half types on CUDA only)',
           choices=('float32', 'bfloat16', 'float16'), read_only=True),
+    _spec('backend', 'torch', "location model runtime: 'torch' (eager) or 'onnxruntime' (its "
+          'ONNX export, made once into $GEODISTILL_CACHE_DIR or ~/.cache/geodistill/onnx; '
+          'TensorRT/CUDA providers on a CUDA device when installed, else CPU, logged)',
+          choices=('torch', 'onnxruntime'), read_only=True),
     # --- yaw prior ----------------------------------------------------------------------------
     _spec('heading_source', 'auto', "yaw prior of base_frame: 'topic' (heading_prior), "
           "'track' (fix track while moving), 'fixed' (default_yaw_deg), 'auto' = first "
