@@ -130,6 +130,8 @@ def table(report: dict, city: dict, out: Path) -> str:
                      + cell(est[axis], 'mean', 2, 1, ' m'))
     for label, key, digits, scale, unit in (('NEES mean (2 = consistent)', 'nees_mean', 2, 1,
                                              ''),
+                                            ('inside 68% ellipse', 'inside_1sigma', 0, 100,
+                                             '%'),
                                             ('inside 95% ellipse', 'inside_2sigma', 0, 100,
                                              '%')):
         lines.append(f'{label:26}{"-":>12}'

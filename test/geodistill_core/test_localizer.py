@@ -1,5 +1,7 @@
 """Localizer: the inference pipeline end to end on a flat world, checkpoints, errors."""
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +106,22 @@ def test_from_checkpoint_round_trip(tmp_path):
     ref = direct.localize(ground, sat, 0.5, yaw_prior_rad=0.3)
     torch.testing.assert_close(out.offset_en_m, ref.offset_en_m)
     localizer.warmup()
+    # a calibration block in config.json is read and applied; the peak does not move
+    config_path = Path(path) / 'config.json'
+    record = json.loads(config_path.read_text())
+    record['calibration'] = {'temperature': 2.5, 'outlier_weight': 0.2, 'method': 'truth'}
+    config_path.write_text(json.dumps(record))
+    calibrated = Localizer.from_checkpoints(path, device='cpu')
+    assert calibrated.calibration.temperature == 2.5
+    cal = calibrated.localize(ground, sat, 0.5, yaw_prior_rad=0.3)
+    torch.testing.assert_close(cal.offset_en_m, out.offset_en_m)
+    n_cells = cal.heatmap_prob[0].numel()
+    assert cal.heatmap_floor_prob == pytest.approx(0.2 / n_cells)
+    assert float(cal.heatmap_prob.min()) >= 0.2 / n_cells * (1 - 1e-4)
+    torch.testing.assert_close(cal.heatmap_log_prob_base, out.heatmap_log_prob_base)
+    torch.testing.assert_close(cal.heatmap_prob,
+                               calibrated.calibration.log_prob(cal.heatmap_log_prob_base).exp())
+    assert not torch.allclose(cal.heatmap_prob, out.heatmap_prob)
 
 
 def test_pinhole_needs_k_and_errors_are_clear():
