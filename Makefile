@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test test-fast lint demo bench bench-geodistill clean
+.PHONY: setup test test-fast lint demo bench bench-geodistill bench-train-accuracy clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,7 @@ bench: setup
 	@mkdir -p bench/results
 	@for script in bench/bench_*.py; do \
 		[ "$$script" = bench/bench_geodistill.py ] && continue; \
+		[ "$$script" = bench/bench_train_accuracy.py ] && continue; \
 		echo "== $$script"; $(PY) $$script || exit 1; \
 	done
 
@@ -41,6 +42,12 @@ bench: setup
 bench-geodistill: setup
 	@mkdir -p bench/results
 	$(PY) bench/bench_geodistill.py --out outputs/bench
+
+# The same short training run in float32 and in CPU bfloat16 autocast, compared on the
+# validation error (bench/results/train_accuracy.json; about 20 min on a 2-core CPU).
+bench-train-accuracy: setup
+	@mkdir -p bench/results
+	$(PY) bench/bench_train_accuracy.py --models lite0 vgg
 
 # Synthetic KITTI drive -> rosbag -> the node over DDS -> error table (outputs/demo).
 # CI shortens it: make demo DEMO_ARGS='--frames 40'
