@@ -10,12 +10,11 @@ forward only in how it is written, never in what it computes:
   scale invariant (panorama: azimuth and atan2(h, r); pinhole: x / z and y / z), so a grid
   of 1-cell cells seen from camera_height_m / cell_m equals the metric grid of cell_m
   metres seen from camera_height_m;
-- the sliding correlation runs on the 'conv' path (sliding_correlation.py; the FFT path
-  agrees to round-off) in all-pairs form, whose template batch is a free axis of an ONNX
-  Conv weight; then the (satellite, ground) pairs are picked: ground b with satellite
-  b % Bs. Bs = 1 scores B ground images (e.g. yaw candidates) against one shared crop in
-  one pass; Bs = B pairs item by item (cost grows as B * Bs: run B > 1 independent frames
-  one at a time, as `OnnxLocationRunner` does);
+- the sliding correlation runs by DFTs written as matrix products (dft_correlation.py;
+  the same scores as sliding_correlation.py's conv and FFT paths to round-off), pairing
+  ground b with satellite b % Bs in the frequency domain: Bs = 1 scores B ground images
+  (e.g. yaw candidates) against one shared crop, Bs = B pairs item by item, both at a cost
+  linear in B;
 - the coarse levels, unused at inference, are not correlated.
 """
 from __future__ import annotations
@@ -23,29 +22,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geodistill_core.export.dft_correlation import DftCorrelation
 from geodistill_core.geometry import BevGrid
 from geodistill_core.models.backbones import preprocess_images
 from geodistill_core.models.correlation import (
     CorrelationLocationEstimator,
     ground_sampling_grid,
-    masked_cosine_correlation,
     project_to_bev,
     template_shape,
 )
 from geodistill_core.models.feature_levels import select_level
 
-EXPORT_CORRELATION_METHOD = 'conv'
 
-
-def finest_level_cell_px(model: nn.Module, satellite_hw_px: tuple[int, int]) -> float:
-    """Satellite pixels per finest heatmap cell (cell_m = meters_per_px * this), measured
-    by running the satellite extractor once on zeros of size satellite_hw_px (Hs, Ws)."""
+def finest_level_hw(model: nn.Module, satellite_hw_px: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the finest satellite feature map for inputs of satellite_hw_px (Hs, Ws),
+    measured by running the satellite extractor once on zeros."""
     estimator = _estimator(model)
     probe = torch.zeros(1, 3, *satellite_hw_px,
                         device=next(model.parameters()).device)
     with torch.inference_mode():
         feature = estimator.satellite_levels(probe)[-1]
-    return float(satellite_hw_px[0]) / float(feature.shape[-2])
+    return int(feature.shape[-2]), int(feature.shape[-1])
 
 
 def _estimator(model: nn.Module) -> CorrelationLocationEstimator:
@@ -72,7 +69,11 @@ class ExportableLocationModel(nn.Module):
         self.ground_hw = (int(ground_hw[0]), int(ground_hw[1]))
         self.satellite_px = int(satellite_px)
         self.camera_model = self.estimator.config.camera_model
-        self.cell_px = finest_level_cell_px(location_model, (self.satellite_px,) * 2)
+        feature_hw = finest_level_hw(location_model, (self.satellite_px,) * 2)
+        self.cell_px = self.satellite_px / feature_hw[0]  # satellite pixels per heatmap cell
+        self.template_hw = template_shape(feature_hw, self.estimator.config.template_fraction)
+        self.correlation = DftCorrelation(feature_hw, self.template_hw,
+                                          self.estimator.config.positions)
         self.level = len(self.estimator.config.levels) - 1
 
     def forward(self, ground_rgb: torch.Tensor, satellite_rgb: torch.Tensor,
@@ -111,13 +112,8 @@ class ExportableLocationModel(nn.Module):
         pair = torch.remainder(torch.arange(B, device=ground_rgb.device), satellite_count)
         cell_m = meters_per_px.to(torch.float32)[pair] * self.cell_px
         height_cells = camera_height_m.to(torch.float32) / cell_m
-        rows, cols = template_shape(tuple(satellite.shape[-2:]),
-                                    estimator.config.template_fraction)
-        sampling = ground_sampling_grid(self.camera_model, BevGrid(rows, cols, 1.0),
+        sampling = ground_sampling_grid(self.camera_model, BevGrid(*self.template_hw, 1.0),
                                         yaw_rad.to(torch.float32), height_cells,
                                         self.ground_hw, ground_K)
         template = project_to_bev(features, confidence, sampling)
-        scores = masked_cosine_correlation(satellite, template.weighted(), template.valid,
-                                           estimator.config.positions, all_pairs=True,
-                                           method=EXPORT_CORRELATION_METHOD)
-        return scores[pair, torch.arange(B, device=ground_rgb.device)]
+        return self.correlation(satellite, template.weighted(), template.valid, pair)
