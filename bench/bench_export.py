@@ -9,6 +9,8 @@ onnxruntime intra_op_num_threads 1, OMP_NUM_THREADS=1):
   512 x 1024 panorama; a 256 x 256 px satellite crop): resizing, the location model,
   heatmap_to_pose with the calibration, copy to CPU - what the node runs per frame;
 - 'model': the location model call alone on inputs already at the model's sizes.
+- 'mixed_yaw_batch': eager location model, batch 8, per-item latency with one yaw for
+  the whole batch vs eight different yaws (issue 15's reported mixed-yaw slowdown).
 The two backends alternate frame by frame, so load from other jobs on a shared machine
 hits both alike; the ratio is onnxruntime median / torch median. The ONNX models are
 exported first (geodistill_core.export) into a temporary directory. With CUDA present the
@@ -131,6 +133,35 @@ def bench_camera(camera: str, device: str, onnx_dir: Path, frames: int, warmup: 
             'parity': parity}
 
 
+def bench_mixed_yaw(camera: str, frames: int, warmup: int, batch: int = 8) -> dict:
+    """Eager per-item latency of a batch with one yaw vs a batch of different yaws."""
+    eager = Localizer.default(camera, device='cpu')
+    H, W = eager.ground_hw
+    generator = torch.Generator().manual_seed(3)
+    g = torch.rand(batch, 3, H, W, generator=generator)
+    s = torch.rand(batch, 3, eager.sat_size_px, eager.sat_size_px, generator=generator)
+    K = None
+    if camera == 'pinhole':
+        K = torch.tensor([[0.6 * W, 0.0, (W - 1) / 2], [0.0, 0.6 * W, (H - 1) / 2],
+                          [0.0, 0.0, 1.0]]).expand(batch, 3, 3)
+    yaws = {'same_yaw': torch.full((batch,), 0.3),
+            'mixed_yaw': torch.linspace(-math.pi, math.pi, batch + 1)[:-1]}
+
+    def call(yaw):
+        def run_batch():
+            with torch.inference_mode():
+                eager.location_model(g, s, sat_meters_per_px=0.25,
+                                     camera_height_m=eager.camera_height_m,
+                                     ground_yaw_rad=yaw, ground_K=K)
+        return run_batch
+
+    stats = side_by_side({name: call(yaw) for name, yaw in yaws.items()},
+                         max(frames // 4, 5), min(warmup, 2))
+    per_item = {name: value['median_ms'] / batch for name, value in stats.items()}
+    return {'camera_model': camera, 'batch': batch, 'per_item_median_ms': per_item,
+            'ratio_mixed_over_same': per_item['mixed_yaw'] / per_item['same_yaw']}
+
+
 def run(frames: int, warmup: int) -> dict:
     torch.set_num_threads(1)
     devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -157,12 +188,20 @@ def run(frames: int, warmup: int) -> dict:
             for device in devices:
                 row = bench_camera(camera, device, onnx_dir, frames, warmup)
                 result['results'].append(row)
-                print(f"{camera:9s} {device:4s} frame: torch {row['frame']['torch']['median_ms']:.1f}"
+                frame = row['frame']
+                print(f"{camera:9s} {device:4s} frame: torch {frame['torch']['median_ms']:.1f}"
                       f" ms, onnxruntime {row['frame']['onnxruntime']['median_ms']:.1f} ms, "
                       f"ratio {row['frame']['ratio_onnxruntime_over_torch']:.2f}; model: "
                       f"torch {row['model']['torch']['median_ms']:.1f} ms, onnxruntime "
                       f"{row['model']['onnxruntime']['median_ms']:.1f} ms, ratio "
                       f"{row['model']['ratio_onnxruntime_over_torch']:.2f}", flush=True)
+    result['mixed_yaw_batch'] = [bench_mixed_yaw(camera, frames, warmup)
+                                 for camera in ('pinhole', 'panorama')]
+    for row in result['mixed_yaw_batch']:
+        print(f"{row['camera_model']:9s} mixed-yaw batch of {row['batch']}: per item "
+              f"{row['per_item_median_ms']['mixed_yaw']:.1f} ms vs one yaw "
+              f"{row['per_item_median_ms']['same_yaw']:.1f} ms "
+              f"(ratio {row['ratio_mixed_over_same']:.2f})", flush=True)
     cpu = [r['frame']['ratio_onnxruntime_over_torch'] for r in result['results']
            if r['device'] == 'cpu']
     result['cpu_frame_ratio_max'] = max(cpu)
