@@ -19,7 +19,9 @@ interleaved (head, fp32, bf16, head, ...) so that load on a shared machine hits 
   imported from there: float32, contiguous, as that code trains;
 - fp32: the current code with its default loop config (channels-last, float32);
 - bf16: the current code with LoopConfig.amp='bf16' (skipped where the CPU has no native
-  bfloat16).
+  bfloat16);
+- bf16_ckpt: bf16 plus LoopConfig.activation_checkpointing (VGG only: the memory option;
+  not run by default, --variants head fp32 bf16 bf16_ckpt).
 
 Each variant runs Trainer.train_step (the real loop: autocast, memory format, clipping,
 AdamW) on the GeoDistill step (--task distill: teacher pass + masked student + backward;
@@ -47,7 +49,8 @@ import time
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_REV = 'b9ac02b'  # the training step before issue 16 (float32, contiguous)
 SETTINGS = {'vgg': 'vigor_cross', 'lite0': 'synthetic_bench', 'default': 'synthetic_kitti'}
-VARIANTS = ('head', 'fp32', 'bf16')
+VARIANTS = ('head', 'fp32', 'bf16', 'bf16_ckpt')
+CHECKPOINTABLE = ('vgg',)  # BatchNorm backbones refuse activation checkpointing
 
 
 # ---------------------------------------------------------------------------- worker
@@ -91,7 +94,7 @@ class _Items:
 
 
 def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last: bool | None,
-               warmup: int, steps: int) -> dict:
+               warmup: int, steps: int, checkpointing: bool = False) -> dict:
     """Time Trainer.train_step of `setting` with the code importable here."""
     import torch
     torch.set_num_threads(1)
@@ -111,6 +114,8 @@ def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last
         if 'channels_last' not in loop_fields:
             raise SystemExit('this code has no LoopConfig.channels_last')
         loop['channels_last'] = channels_last
+    if checkpointing:
+        loop['activation_checkpointing'] = True
     conf = replace(conf, loop=replace(conf.loop, **loop),
                    data=replace(conf.data, batch_size=batch_size, num_workers=0),
                    model=replace(conf.model, pretrained=False))
@@ -138,6 +143,7 @@ def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last
     return {'setting': setting, 'task': task, 'batch_size': batch_size,
             'amp': conf.loop.amp, 'amp_active': str(trainer.amp_dtype),
             'channels_last': getattr(conf.loop, 'channels_last', False),
+            'activation_checkpointing': checkpointing,
             'step_s': step_s, 'samples_per_s': batch_size / step_s,
             'step_times_s': times, 'peak_rss_mb': peak, 'rss_before_step_mb': rss_before,
             'step_peak_mb': peak - rss_before, 'final_loss': logged['loss'],
@@ -166,8 +172,8 @@ def run_variant(variant: str, setting: str, args, baseline_root: Path | None) ->
     else:
         env['PYTHONPATH'] = str(REPO)
         memory_format = {True: 'on', False: 'off', None: 'keep'}[args.channels_last]
-        cmd += ['--amp', 'bf16' if variant == 'bf16' else 'none', '--channels-last',
-                memory_format]
+        cmd += ['--amp', 'none' if variant == 'fp32' else 'bf16', '--channels-last',
+                memory_format] + (['--checkpointing'] if variant == 'bf16_ckpt' else [])
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     if done.returncode:
         raise RuntimeError(f'{variant} {setting} failed:\n{done.stderr[-3000:]}')
@@ -188,6 +194,7 @@ def summarise(runs: list[dict], variants: list[str]) -> dict:
             'peak_rss_mb': statistics.median(r['peak_rss_mb'] for r in mine),
             'step_peak_mb': statistics.median(r['step_peak_mb'] for r in mine),
             'amp_active': mine[0]['amp_active'], 'channels_last': mine[0]['channels_last'],
+            'activation_checkpointing': mine[0].get('activation_checkpointing', False),
             'code': mine[0]['code']}
     if 'head' in out:
         head = out['head']
@@ -204,7 +211,7 @@ def main(args) -> dict:
     from geodistill_core.precision import cpu_has_native_bf16
     variants = [v for v in args.variants
                 if not (v == 'head' and args.baseline_rev == 'none')
-                and not (v == 'bf16' and not cpu_has_native_bf16())]
+                and not (v.startswith('bf16') and not cpu_has_native_bf16())]
     report = {'benchmark': 'training step', 'task': args.task, 'repeats': args.repeats,
               'baseline_rev': args.baseline_rev, 'torch': torch.__version__,
               'machine': platform.processor() or platform.machine(),
@@ -216,6 +223,8 @@ def main(args) -> dict:
             runs = []
             for repeat in range(args.repeats):
                 for variant in variants:
+                    if variant == 'bf16_ckpt' and setting not in CHECKPOINTABLE:
+                        continue
                     result = run_variant(variant, setting, args, baseline)
                     runs.append(result)
                     print(f'{setting:8s} {variant:5s} #{repeat + 1}: '
@@ -241,7 +250,9 @@ def main(args) -> dict:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument('--variants', nargs='+', default=['head', 'fp32', 'bf16'],
+                        choices=VARIANTS)
+    parser.add_argument('--checkpointing', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--task', default='distill', choices=('distill', 'weak'))
     parser.add_argument('--batch', type=int, default=8, help='lite0 and default settings')
     parser.add_argument('--vgg-batch', type=int, default=2)
@@ -265,7 +276,7 @@ if __name__ == '__main__':
     ARGS = parse_args()
     if ARGS.worker:
         print(json.dumps(run_worker(ARGS.settings[0], ARGS.task, ARGS.batch, ARGS.amp,
-                                    ARGS.channels_last,
-                                    ARGS.warmup, ARGS.steps)))
+                                    ARGS.channels_last, ARGS.warmup, ARGS.steps,
+                                    ARGS.checkpointing)))
     else:
         main(ARGS)
