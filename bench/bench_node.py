@@ -97,6 +97,10 @@ class StageRecorder:
             if model is not None:
                 model.register_forward_pre_hook(self._hook(f'{name}_start'))
                 model.register_forward_hook(self._hook(f'{name}_end'))
+        runner = getattr(localizer, 'onnx_runner', None)
+        if runner is not None:  # backend onnxruntime: time the runner as the location stage
+            localizer.onnx_runner = _TimedRunner(runner, self._hook('location_start'),
+                                                 self._hook('location_end'))
         localize = localizer.localize
 
         def timed_localize(*args, **kwargs):
@@ -133,6 +137,19 @@ class StageRecorder:
                  'inference': stages_s['inference'], 'node_total': sum(stages_s.values()),
                  'node_latency': latency_s, 'done_s': time.perf_counter()}
         return frame
+
+
+class _TimedRunner:
+    """An onnxruntime location runner whose calls mark the location stage."""
+
+    def __init__(self, runner, start, end):
+        self.runner, self.start, self.end = runner, start, end
+
+    def __call__(self, *args, **kwargs):
+        self.start()
+        out = self.runner(*args, **kwargs)
+        self.end()
+        return out
 
 
 def _ms(values) -> dict | None:
@@ -243,7 +260,8 @@ def _images(count: int) -> list:
 def bench_device(device: str, tif: Path, checkpoint: str, ns) -> dict:
     from test_node_harness import NodeHarness, base_overrides
     overrides = base_overrides(tif, crop_size_m=50.13, crop_size_px=192, device=device,
-                               location_checkpoint=checkpoint, diagnostics_period_s=1.0,
+                               location_checkpoint=checkpoint, backend=ns.backend,
+                               diagnostics_period_s=1.0,
                                warning_throttle_s=5.0)
     with NodeHarness(overrides) as h:
         recorder = StageRecorder(h.node)
@@ -313,6 +331,8 @@ def main(args=None) -> Path:
     parser.add_argument('--max-rate-hz', type=float, default=30.0)
     parser.add_argument('--cuda-max-rate-hz', type=float, default=120.0)
     parser.add_argument('--warmup-frames', type=int, default=3)
+    parser.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
+                        help='location model runtime (node parameter backend)')
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     result = run_benchmark(ns)
