@@ -28,7 +28,8 @@ AdamW) on the GeoDistill step (--task distill: teacher pass + masked student + b
 --task weak: the base model's in-batch triplet step): warm-up steps, then timed steps.
 Reported per variant: median samples/s over the repeats, peak RSS (ru_maxrss, MB) and the
 step's own peak (peak RSS minus the RSS just before the first step, MB); per setting the
-ratios to head. One thread per run (OMP_NUM_THREADS=1, torch.set_num_threads(1)).
+ratios to head (of the medians, and repeat by repeat). One thread per run
+(OMP_NUM_THREADS=1, torch.set_num_threads(1)).
 """
 from __future__ import annotations
 
@@ -200,6 +201,11 @@ def summarise(runs: list[dict], variants: list[str]) -> dict:
         head = out['head']
         for values in out.values():
             values['speed_ratio_vs_head'] = values['samples_per_s'] / head['samples_per_s']
+            # each repeat's variant against the head run next to it in time (less exposed
+            # to load that changes between repeats)
+            values['speed_ratio_per_repeat'] = [
+                round(r / h, 3) for r, h in zip(values['samples_per_s_runs'],
+                                                head['samples_per_s_runs'], strict=False)]
             values['peak_rss_ratio_vs_head'] = values['peak_rss_mb'] / head['peak_rss_mb']
             values['step_peak_ratio_vs_head'] = values['step_peak_mb'] / head['step_peak_mb']
     return out
