@@ -83,7 +83,7 @@ def _onnx_bytes(module: torch.nn.Module, inputs: dict[str, torch.Tensor],
     """ONNX model bytes of module(**inputs) (torch.export-based exporter, one file)."""
     progress = io.StringIO()  # the exporter prints its steps; keep them for the debug log
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(progress), \
-            warnings.catch_warnings():
+            warnings.catch_warnings(), np.errstate(divide='ignore', invalid='ignore'):
         warnings.filterwarnings('ignore', message='# The axis name')
         path = Path(tmp) / 'model.onnx'
         torch.onnx.export(module, tuple(inputs.values()), str(path), dynamo=True,

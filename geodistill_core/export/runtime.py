@@ -107,6 +107,8 @@ class OnnxLocationRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, torch.get_num_threads())
         options.inter_op_num_threads = 1
+        # no busy-waiting worker threads: the node shares a few cores with everything else
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_dir / self.metadata['onnx_file']),
                                             options, providers=self.providers)
