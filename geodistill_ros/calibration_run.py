@@ -84,19 +84,53 @@ def collect_samples(bag_path: Path, map_path: Path, checkpoint: str, *,
     return samples
 
 
+def save_samples(path: Path, samples: list[CalibrationSample]) -> None:
+    """Samples to one .npz (refit without running the model again: --samples)."""
+    nan2 = np.full(2, np.nan)
+    np.savez_compressed(
+        path, log_prob=np.stack([s.log_prob for s in samples]),
+        cell_m=np.array([s.cell_m for s in samples]),
+        peak=np.stack([s.peak_en_m for s in samples]),
+        truth=np.stack([nan2 if s.truth_en_m is None else s.truth_en_m for s in samples]),
+        fix=np.stack([nan2 if s.fix_en_m is None else s.fix_en_m for s in samples]),
+        fix_cov=np.stack([np.full((2, 2), np.nan) if s.fix_cov_en_m2 is None
+                          else s.fix_cov_en_m2 for s in samples]))
+
+
+def load_samples(path: Path) -> list[CalibrationSample]:
+    data = np.load(path)
+
+    def opt(value):
+        return None if np.isnan(value).any() else value
+    return [CalibrationSample(data['log_prob'][k], float(data['cell_m'][k]), data['peak'][k],
+                              opt(data['truth'][k]), opt(data['fix'][k]),
+                              opt(data['fix_cov'][k])) for k in range(len(data['cell_m']))]
+
+
 def calibrate(checkpoint: str, drives: list[tuple[Path, Path]], method: str, *,
               max_frames: int | None = None, heading_noise_deg: float = 0.0,
-              device: str = 'cpu') -> HeatmapCalibration:
-    """Collect samples from every (bag, map) and fit with ``method`` 'truth' | 'gnss'."""
+              device: str = 'cpu', samples_file: Path | None = None) -> HeatmapCalibration:
+    """Collect samples from every (bag, map) and fit with ``method`` 'truth' | 'gnss'.
+
+    samples_file: an .npz of samples; read when it exists (no model run), else written
+    after collecting."""
     samples = []
-    for bag_path, map_path in drives:
-        found = collect_samples(bag_path, map_path, checkpoint, max_frames=max_frames,
-                                heading_noise_deg=heading_noise_deg, device=device)
-        LOG.info('%s: %d frames', bag_path, len(found))
-        samples += found
+    if samples_file is not None and Path(samples_file).is_file():
+        samples = load_samples(samples_file)
+        LOG.info('%s: %d frames (saved samples)', samples_file, len(samples))
+    else:
+        for bag_path, map_path in drives:
+            found = collect_samples(bag_path, map_path, checkpoint, max_frames=max_frames,
+                                    heading_noise_deg=heading_noise_deg, device=device)
+            LOG.info('%s: %d frames', bag_path, len(found))
+            samples += found
+        if samples_file is not None and samples:
+            save_samples(samples_file, samples)
     if not samples:
         raise ValueError('no localized frame in the given bags: nothing to calibrate on')
     fitted_on = ', '.join(str(Path(b).name) for b, _ in drives)
+    if samples_file is not None:
+        fitted_on += f' (frames saved in {Path(samples_file).name})'
     fit = fit_with_truth if method == 'truth' else fit_from_gnss
     if method not in ('truth', 'gnss'):
         raise ValueError(f"method must be 'truth' or 'gnss', got {method!r}")

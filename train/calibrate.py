@@ -38,6 +38,9 @@ def main(args=None) -> int:
     parser.add_argument('--heading-noise-deg', type=float, default=0.0,
                         help='noise on the heading prior while collecting (seeded)')
     parser.add_argument('--report', type=Path, default=None, help='write the fit as JSON')
+    parser.add_argument('--samples', type=Path, default=None,
+                        help='.npz of the collected frames: written after collecting, read '
+                        'instead of running the model when it exists (refits are fast)')
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda', 'auto'))
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
@@ -52,7 +55,7 @@ def main(args=None) -> int:
         calibration = calibrate(checkpoint, list(zip(ns.bag, ns.map, strict=True)),
                                 ns.method,
                                 max_frames=ns.frames, heading_noise_deg=ns.heading_noise_deg,
-                                device=ns.device)
+                                device=ns.device, samples_file=ns.samples)
         target = write_calibration(Path(checkpoint), calibration,
                                    None if ns.in_place else ns.out)
     except (FileNotFoundError, FileExistsError, ValueError) as err:

@@ -30,8 +30,8 @@ from geodistill_core.filtering.calibration import HeatmapCalibration
 from geodistill_core.geometry import BevGrid
 
 TEMPERATURES = tuple(float(t) for t in np.geomspace(0.1, 100.0, 73))
-OUTLIER_WEIGHTS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7,
-                   0.8, 0.9)
+OUTLIER_WEIGHTS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+                   0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 CHI2_2DOF_95 = -2.0 * math.log(0.05)
 
 
