@@ -98,7 +98,8 @@ def save_samples(path: Path, samples: list[CalibrationSample]) -> None:
 
 
 def load_samples(path: Path) -> list[CalibrationSample]:
-    data = np.load(path)
+    with np.load(path) as npz:
+        data = {key: npz[key] for key in npz.files}  # each npz[key] decompresses anew
 
     def opt(value):
         return None if np.isnan(value).any() else value

@@ -29,7 +29,7 @@ import torch
 from geodistill_core.filtering.calibration import HeatmapCalibration
 from geodistill_core.geometry import BevGrid
 
-TEMPERATURES = tuple(float(t) for t in np.geomspace(0.1, 100.0, 73))
+TEMPERATURES = tuple(float(t) for t in np.geomspace(0.02, 100.0, 89))
 OUTLIER_WEIGHTS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
                    0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 CHI2_2DOF_95 = -2.0 * math.log(0.05)
@@ -50,7 +50,10 @@ class CalibrationSample:
 
 
 class _Stack:
-    """Samples stacked as float64 tensors: lp (B, N), cells_en (N, 2), peaks (B, 2)."""
+    """Samples kept as float32 (B, N) log-probabilities; per-temperature statistics are
+    computed CHUNK frames at a time (a 1200-frame, 256 x 256 set fits in a few GB)."""
+
+    CHUNK = 64
 
     def __init__(self, samples: list[CalibrationSample]):
         if not samples:
@@ -63,26 +66,60 @@ class _Stack:
                              f'{sorted(cells)}')
         (H, W), self.cell_m = shapes.pop(), cells.pop()
         self.hw = (H, W)
-        self.lp = torch.from_numpy(np.stack([s.log_prob for s in samples])).double()
+        self.lp = torch.from_numpy(np.stack([s.log_prob for s in samples]).astype(np.float32))
         self.lp = self.lp.reshape(len(samples), H * W)
-        self.valid = torch.isfinite(self.lp)
-        self.n_valid = self.valid.sum(dim=1).double()
+        self.n_valid = torch.isfinite(self.lp).sum(dim=1).double()
         self.cells_en = BevGrid(H, W, self.cell_m).cell_offsets_en_m(
             torch.device('cpu'), torch.float64).reshape(H * W, 2)
+        e, n = self.cells_en[:, 0], self.cells_en[:, 1]
+        self._moments = torch.stack([torch.ones_like(e), e, n, e * e, e * n, n * n], dim=1)
         self.peaks = torch.from_numpy(np.stack([s.peak_en_m for s in samples])).double()
 
-    def sharpened(self, temperature: float) -> torch.Tensor:
-        """softmax(lp / T) (B, N), zero on masked cells."""
-        return torch.softmax(self.lp / temperature, dim=1).nan_to_num(0.0)
+    def chunks(self):
+        for start in range(0, self.lp.shape[0], self.CHUNK):
+            yield slice(start, start + self.CHUNK), self.lp[start:start + self.CHUNK].double()
 
-    def covariance_around_peak(self, prob: torch.Tensor) -> torch.Tensor:
-        """(B, 2, 2) second moments of prob (B, N) around each peak + cell^2 / 12 I."""
-        d = self.cells_en.unsqueeze(0) - self.peaks.unsqueeze(1)  # (B, N, 2)
-        cov = torch.einsum('bn,bni,bnj->bij', prob, d, d)
+    def covariance_from_moments(self, moments: torch.Tensor) -> torch.Tensor:
+        """(B, 2, 2) second moments around each peak + cell^2 / 12 I from the mass moments
+        (B, 6) = sum of p * (1, e, n, e^2, e n, n^2)."""
+        mass, m1e, m1n, xx, xy, yy = moments.unbind(1)
+        pe, pn = self.peaks[:, 0], self.peaks[:, 1]
+        cxx = xx - 2 * pe * m1e + mass * pe ** 2
+        cxy = xy - pe * m1n - pn * m1e + mass * pe * pn
+        cyy = yy - 2 * pn * m1n + mass * pn ** 2
+        cov = torch.stack([torch.stack([cxx, cxy], 1), torch.stack([cxy, cyy], 1)], 1)
         return cov + (self.cell_m ** 2 / 12.0) * torch.eye(2, dtype=cov.dtype)
 
-    def uniform(self) -> torch.Tensor:
-        return self.valid.double() / self.n_valid.unsqueeze(1)
+    def per_temperature(self, temperatures, truth_index=None, fix_lik_weights=None) -> dict:
+        """For each temperature T, per frame: 'cov' (T, B, 2, 2) of softmax(lp / T) around
+        the peak, 'log_at_truth' (T, B) its log-probability at truth_index (B,), 'fix_lik'
+        (T, B) = sum softmax * fix_lik_weights(chunk slice, (b, N)); and the uniform
+        distribution's 'cov_uniform' (B, 2, 2) and 'fix_lik_uniform' (B,)."""
+        B, nT = self.lp.shape[0], len(temperatures)
+        moments = torch.zeros(nT, B, 6, dtype=torch.float64)
+        log_at_truth = torch.zeros(nT, B, dtype=torch.float64)
+        fix_lik = torch.zeros(nT, B, dtype=torch.float64)
+        uniform_moments = torch.zeros(B, 6, dtype=torch.float64)
+        fix_lik_uniform = torch.zeros(B, dtype=torch.float64)
+        for sl, lp in self.chunks():
+            valid = torch.isfinite(lp)
+            uniform = valid.double() / valid.sum(dim=1, keepdim=True)
+            uniform_moments[sl] = uniform @ self._moments
+            weights = None if fix_lik_weights is None else fix_lik_weights(sl) * valid
+            if weights is not None:
+                fix_lik_uniform[sl] = (uniform * weights).sum(dim=1)
+            for k, temperature in enumerate(temperatures):
+                log_sharp = torch.log_softmax(lp / temperature, dim=1)
+                sharp = log_sharp.exp().nan_to_num(0.0)
+                moments[k, sl] = sharp @ self._moments
+                if truth_index is not None:
+                    log_at_truth[k, sl] = log_sharp.gather(1, truth_index[sl, None])[:, 0]
+                if weights is not None:
+                    fix_lik[k, sl] = (sharp * weights).sum(dim=1)
+        cov = torch.stack([self.covariance_from_moments(m) for m in moments])
+        return {'cov': cov, 'log_at_truth': log_at_truth, 'fix_lik': fix_lik,
+                'cov_uniform': self.covariance_from_moments(uniform_moments),
+                'fix_lik_uniform': fix_lik_uniform}
 
 
 def _nearest_cells(stack: _Stack, points_en: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,11 +144,6 @@ def consistency(errors_en_m: np.ndarray, cov_en_m2: np.ndarray) -> dict:
             'frames': int(nees.size)}
 
 
-def _mixture_cov(stack: _Stack, sharp: torch.Tensor, weight: float) -> torch.Tensor:
-    prob = (1.0 - weight) * sharp + weight * stack.uniform()
-    return stack.covariance_around_peak(prob)
-
-
 def fit_with_truth(samples: list[CalibrationSample], fitted_on: str = '',
                    temperatures=TEMPERATURES, outlier_weights=OUTLIER_WEIGHTS
                    ) -> HeatmapCalibration:
@@ -122,30 +154,28 @@ def fit_with_truth(samples: list[CalibrationSample], fitted_on: str = '',
     stack = _Stack(samples)
     truth = torch.from_numpy(np.stack([s.truth_en_m for s in samples])).double()
     index, inside = _nearest_cells(stack, truth)
+    temps = list(temperatures) + ([1.0] if 1.0 not in temperatures else [])
+    table = stack.per_temperature(temps, truth_index=index)
     log_cell_area = 2.0 * math.log(stack.cell_m)
     log_uniform = -torch.log(stack.n_valid) - log_cell_area
-    best = (-math.inf, None, None)
-    for temperature in temperatures:
-        sharp_at_truth = torch.log_softmax(stack.lp / temperature, dim=1).gather(
-            1, index.unsqueeze(1)).squeeze(1) - log_cell_area
-        sharp_at_truth = torch.where(inside, sharp_at_truth, torch.full_like(
-            sharp_at_truth, -math.inf))
+    at_truth = torch.where(inside, table['log_at_truth'] - log_cell_area,
+                           torch.full_like(table['log_at_truth'], -math.inf))
+    best = (-math.inf, None, None, None)
+    for k, temperature in enumerate(temperatures):
         for weight in outlier_weights:
-            ll = torch.logaddexp(sharp_at_truth + math.log1p(-weight),
+            ll = torch.logaddexp(at_truth[k] + math.log1p(-weight),
                                  log_uniform + math.log(weight)).mean().item()
             if ll > best[0]:
-                best = (ll, temperature, weight)
-    ll, temperature, weight = best
-    identity_ll = (torch.log_softmax(stack.lp, dim=1).gather(1, index.unsqueeze(1)).squeeze(1)
-                   - log_cell_area)
-    identity_ll = torch.where(inside, identity_ll, torch.full_like(identity_ll, -math.inf))
-    cov = _mixture_cov(stack, stack.sharpened(temperature), weight)
-    stats = {'mean_log_likelihood': ll, 'identity_mean_log_likelihood':
-             float(identity_ll.mean()), 'truth_inside_heatmap': float(inside.double().mean()),
-             'single_frame': consistency((stack.peaks - truth).numpy(), cov.numpy()),
-             'single_frame_identity': consistency(
-                 (stack.peaks - truth).numpy(),
-                 stack.covariance_around_peak(stack.sharpened(1.0)).numpy()),
+                best = (ll, temperature, weight, k)
+    ll, temperature, weight, k = best
+    identity = temps.index(1.0)
+    errors = (stack.peaks - truth).numpy()
+    cov = (1 - weight) * table['cov'][k] + weight * table['cov_uniform']
+    stats = {'mean_log_likelihood': ll,
+             'identity_mean_log_likelihood': float(at_truth[identity].mean()),
+             'truth_inside_heatmap': float(inside.double().mean()),
+             'single_frame': consistency(errors, cov.numpy()),
+             'single_frame_identity': consistency(errors, table['cov'][identity].numpy()),
              'grid_edge': temperature in (temperatures[0], temperatures[-1])}
     return HeatmapCalibration(temperature, weight, 'truth', fitted_on, len(samples),
                               _round(stats))
@@ -163,26 +193,30 @@ def fit_from_gnss(samples: list[CalibrationSample], fitted_on: str = '',
     if not bool((torch.linalg.eigvalsh(R)[:, 0] > 0).all()):
         raise ValueError('every fix covariance must be positive definite')
     nu = stack.peaks - fix
-    d = stack.cells_en.unsqueeze(0) - fix.unsqueeze(1)  # (B, N, 2)
     R_inv = torch.linalg.inv(R)
-    log_g = (-0.5 * torch.einsum('bni,bij,bnj->bn', d, R_inv, d)
-             - math.log(2 * math.pi) - 0.5 * torch.logdet(R).unsqueeze(1))
-    g = log_g.exp() * stack.valid
-    u = g.sum(dim=1) / stack.n_valid  # uniform part of the fix likelihood (B,)
-    cov_uniform = stack.covariance_around_peak(stack.uniform())
+    log_norm = -math.log(2 * math.pi) - 0.5 * torch.logdet(R)
+
+    def fix_density(sl: slice) -> torch.Tensor:
+        """N(fix; cell, R) for the frames of one chunk, (b, N)."""
+        dx = stack.cells_en[:, 0].unsqueeze(0) - fix[sl, :1]
+        dy = stack.cells_en[:, 1].unsqueeze(0) - fix[sl, 1:]
+        Ri = R_inv[sl]
+        quad = (Ri[:, 0, 0, None] * dx * dx + 2 * Ri[:, 0, 1, None] * dx * dy
+                + Ri[:, 1, 1, None] * dy * dy)
+        return torch.exp(-0.5 * quad + log_norm[sl, None])
+    table = stack.per_temperature(temperatures, fix_lik_weights=fix_density)
     curves = {weight: [] for weight in outlier_weights}  # weight -> [(T, mean NIS, mean ll)]
-    for temperature in temperatures:
-        sharp = stack.sharpened(temperature)
-        cov_sharp = stack.covariance_around_peak(sharp)  # moments are linear in the mass
-        fix_lik = (sharp * g).sum(dim=1)
+    for k, temperature in enumerate(temperatures):
         for weight in outlier_weights:
-            cov = (1.0 - weight) * cov_sharp + weight * cov_uniform
+            cov = (1.0 - weight) * table['cov'][k] + weight * table['cov_uniform']
             nis = _nees(nu, cov + R).mean().item()
-            ll = torch.log((1 - weight) * fix_lik + weight * u).mean().item()
+            ll = torch.log((1 - weight) * table['fix_lik'][k]
+                           + weight * table['fix_lik_uniform']).mean().item()
             curves[weight].append((temperature, nis, ll))
-    table = [(weight, _solve_nis(curve)) for weight, curve in curves.items()]
-    weight, (temperature, nis, ll) = max(table, key=lambda item: item[1][2])
-    cov = _mixture_cov(stack, stack.sharpened(temperature), weight)
+    table_nis = [(weight, _solve_nis(curve)) for weight, curve in curves.items()]
+    weight, (temperature, nis, ll) = max(table_nis, key=lambda item: item[1][2])
+    k = list(temperatures).index(temperature)
+    cov = (1.0 - weight) * table['cov'][k] + weight * table['cov_uniform']
     stats = {'mean_nis': nis, 'mean_fix_log_likelihood': ll,
              'innovation': consistency(nu.numpy(), (cov + R).numpy()),
              'grid_edge': temperature in (temperatures[0], temperatures[-1])}
