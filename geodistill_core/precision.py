@@ -15,7 +15,6 @@ import contextlib
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -45,33 +44,8 @@ def autocast(device: torch.device | str, dtype: torch.dtype | None):
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
-class PointwiseConv2d(nn.Conv2d):
-    """A 1x1 Conv2d (stride 1, no padding, one group) that runs a channels-last input as
-    one matrix product over the (B, H, W, C) view: no layout copies, and on one CPU thread
-    PyTorch would otherwise take its unfused 1x1 path (slow_conv2d), which copies channels-
-    last tensors to contiguous and back. Same parameters and state dict as nn.Conv2d; other
-    inputs take nn.Conv2d's path."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-                and not x.is_contiguous():
-            y = F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias)
-            return y.permute(0, 3, 1, 2)
-        return super().forward(x)
-
-
-def _pointwise(conv: nn.Module) -> bool:
-    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
-            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding in ((0, 0), 'valid')
-            and conv.padding_mode == 'zeros')
-
-
 def to_channels_last(module: nn.Module) -> nn.Module:
-    """Every 4-D parameter and buffer of `module` in channels-last format, and its 1x1
-    convolutions as PointwiseConv2d (in place; the state dict is unchanged)."""
-    for conv in module.modules():
-        if _pointwise(conv):
-            conv.__class__ = PointwiseConv2d
+    """Every 4-D parameter and buffer of `module` in channels-last format (in place)."""
     return module.to(memory_format=torch.channels_last)
 
 

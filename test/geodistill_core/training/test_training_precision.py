@@ -58,13 +58,7 @@ def test_channels_last_gives_the_contiguous_scores(kind, camera_model):
     batch = tiny_batch(kind, pinhole=camera_model == 'pinhole')
     with torch.no_grad():
         reference = scores_of(model, batch)
-        keys = list(model.state_dict())
         precision.to_channels_last(model)
-        assert list(model.state_dict()) == keys
-        pointwise = [m for m in model.modules() if isinstance(m, precision.PointwiseConv2d)]
-        # the confidence heads (one per level), and Lite0's expansion/projection convs
-        assert len(pointwise) == (2 if kind == 'vgg' else 12)
-        assert all(m.kernel_size == (1, 1) and m.groups == 1 for m in pointwise)
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
         assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last)
                              and not m.weight.is_contiguous() for m in convs
