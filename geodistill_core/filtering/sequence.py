@@ -52,8 +52,10 @@ class FusionConfig:
     from the prediction is not fused. fix_jump_count: that many gated fixes in a row reset
     the filter. max_gap_s: no fix or frame for this long resets. time_jump_s: stamps going
     back by more reset. odometry_max_hold_s: a twist sample is used for at most this long.
-    min_outlier_weight: uniform floor mixed into every heatmap (robustness). init_sigma_m:
-    the belief's spread around the first fix (None: the fix covariance plus the bias).
+    min_outlier_weight: uniform floor mixed into every heatmap (robustness). camera_weight:
+    exponent of each frame's heatmap likelihood (1 = frames independent; below 1 accounts
+    for consecutive frames of one street making correlated errors, as the correlated GNSS
+    error does for fixes).
     """
 
     mode: str = 'filter'
@@ -72,10 +74,13 @@ class FusionConfig:
     time_jump_s: float = 1.0
     odometry_max_hold_s: float = 0.5
     min_outlier_weight: float = 0.02
+    camera_weight: float = 1.0
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f'fusion mode must be one of {MODES}, got {self.mode!r}')
+        if not 0.0 < self.camera_weight <= 1.0:
+            raise ValueError(f'camera_weight must be in (0, 1], got {self.camera_weight}')
         if not (self.cell_m > 0 and self.window_m >= 8 * self.cell_m):
             raise ValueError(f'need cell_m > 0 and window_m >= 8 cells, got {self.cell_m}, '
                              f'{self.window_m}')
@@ -297,10 +302,12 @@ class SequenceFusion:
     def _fuse_heatmap(self, heatmap: HeatmapMeasurement) -> float:
         x, y = self.grid.cell_centres_xy_m()
         density = heatmap.density_at(x, y, self.config.min_outlier_weight)
+        if self.config.camera_weight != 1.0:
+            density = density ** self.config.camera_weight
         h, w = np.asarray(heatmap.prob).shape
         floor_weight = self.config.min_outlier_weight + (
             1.0 - self.config.min_outlier_weight) * heatmap.floor_prob * h * w
-        floor_density = floor_weight / (h * w * heatmap.cell_m ** 2)
+        floor_density = (floor_weight / (h * w * heatmap.cell_m ** 2)) ** self.config.camera_weight
         prior = self.grid.weights
         evidence = float((prior * density).sum())
         outlier = min(1.0, floor_density / evidence) if evidence > 0 else 1.0

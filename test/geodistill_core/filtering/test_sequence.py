@@ -172,3 +172,19 @@ def test_the_same_frame_twice_is_fused_once():
     again = fusion.step(T0, 0.0, heatmap_at((2.0, 0.0), (0.0, 0.0), sigma_m=1.0))
     np.testing.assert_allclose(again.cov_xy_m2, once.cov_xy_m2)
     np.testing.assert_allclose(again.mean_xy_m, once.mean_xy_m)
+
+
+def test_camera_weight_tempers_each_frame():
+    """A weight of 0.5 is a heatmap counted half: the posterior of one sharp frame on a
+    flat prior has twice the variance."""
+    def one_frame(weight):
+        fusion = SequenceFusion(FusionConfig(camera_weight=weight, min_outlier_weight=0.0,
+                                             gnss_bias_sigma_m=0.0))
+        fusion.add_fix(T0, (0.0, 0.0), np.eye(2) * 1e4)  # an uninformative fix
+        return fusion.step(T0, 0.0, heatmap_at((1.0, 2.0), (0.0, 0.0), sigma_m=1.0))
+    full, half = one_frame(1.0), one_frame(0.5)
+    np.testing.assert_allclose(full.mean_xy_m, [1.0, 2.0], atol=0.05)
+    np.testing.assert_allclose(np.diag(half.cov_xy_m2) - 0.5 ** 2 / 12,
+                               2 * (np.diag(full.cov_xy_m2) - 0.5 ** 2 / 12), rtol=0.05)
+    with pytest.raises(ValueError, match='camera_weight'):
+        FusionConfig(camera_weight=0.0)
