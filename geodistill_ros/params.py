@@ -237,7 +237,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('fusion.min_outlier_weight', 0.02, 'uniform floor mixed into every calibrated '
           'heatmap (robustness: one wrong frame cannot capture the belief)',
           min_value=0.0, max_value=0.99),
-    _spec('fusion.camera_weight', 1.0, 'exponent of each frame\'s heatmap likelihood: 1 = '
+    _spec('fusion.camera_weight', 0.25, 'exponent of each frame\'s heatmap likelihood: 1 = '
           'frames independent, below 1 = consecutive frames make correlated errors',
           min_value=0.01, max_value=1.0),
     _spec('diagnostics_period_s', 1.0, 'period of /diagnostics', min_value=0.05,

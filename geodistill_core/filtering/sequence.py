@@ -74,7 +74,7 @@ class FusionConfig:
     time_jump_s: float = 1.0
     odometry_max_hold_s: float = 0.5
     min_outlier_weight: float = 0.02
-    camera_weight: float = 1.0
+    camera_weight: float = 0.25
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -60,8 +60,9 @@ def test_heatmap_blob_position_from_the_lookup_geometry():
     assert centroid(m3.density_at(xs, ys)) == pytest.approx((6.0, 3.0), abs=0.02)
 
 
-def test_one_outlier_heatmap_moves_a_converged_belief_by_less_than_half_a_metre():
-    fusion, before = converged()
+@pytest.mark.parametrize('camera_weight', [0.25, 1.0])
+def test_one_outlier_heatmap_moves_a_converged_belief_by_less_than_half_a_metre(camera_weight):
+    fusion, before = converged(FusionConfig(camera_weight=camera_weight))
     wrong = heatmap_at((8.0, 5.0), (0.0, 0.0), sigma_m=0.5)  # a confident, wrong frame
     fusion.add_fix(T0 + 30 * 100_000_000, (0.0, 0.0), np.eye(2) * 4.0)
     fusion.add_twist(twist(30))
@@ -73,7 +74,7 @@ def test_one_outlier_heatmap_moves_a_converged_belief_by_less_than_half_a_metre(
 
 def test_the_floor_is_what_protects_the_belief():
     """Counter-example: without a floor the same wrong frame drags the belief away."""
-    fusion, before = converged(FusionConfig(min_outlier_weight=0.0))
+    fusion, before = converged(FusionConfig(min_outlier_weight=0.0, camera_weight=1.0))
     wrong = heatmap_at((3.0, 2.0), (0.0, 0.0), sigma_m=0.3)
     fusion.add_fix(T0 + 30 * 100_000_000, (0.0, 0.0), np.eye(2) * 4.0)
     after = fusion.step(T0 + 30 * 100_000_000, 0.0, wrong)
