@@ -55,7 +55,7 @@ class FusionConfig:
     min_outlier_weight: uniform floor mixed into every heatmap (robustness). camera_weight:
     exponent of each frame's heatmap likelihood (1 = frames independent; below 1 accounts
     for consecutive frames of one street making correlated errors, as the correlated GNSS
-    error does for fixes).
+    error does for fixes; the first frame after a (re)start counts fully).
     """
 
     mode: str = 'filter'
@@ -215,7 +215,8 @@ class SequenceFusion:
             heatmap = None  # the same frame again (a resent image): fused once only
         self._last_frame_ns = stamp_ns
         if heatmap is not None and cfg.mode == 'filter':
-            outlier = self._fuse_heatmap(heatmap)
+            # the first frame after a (re)start has no earlier frame to correlate with
+            outlier = self._fuse_heatmap(heatmap, 1.0 if reset else cfg.camera_weight)
         est = self.grid.estimate()
         if self.grid.recentre(mean_xy_m=est.mean_xy_m):
             est = self.grid.estimate()
@@ -299,15 +300,15 @@ class SequenceFusion:
         self.stats.counters['fixes_fused'] += 1
         return True
 
-    def _fuse_heatmap(self, heatmap: HeatmapMeasurement) -> float:
+    def _fuse_heatmap(self, heatmap: HeatmapMeasurement, weight: float) -> float:
         x, y = self.grid.cell_centres_xy_m()
         density = heatmap.density_at(x, y, self.config.min_outlier_weight)
-        if self.config.camera_weight != 1.0:
-            density = density ** self.config.camera_weight
+        if weight != 1.0:
+            density = density ** weight
         h, w = np.asarray(heatmap.prob).shape
         floor_weight = self.config.min_outlier_weight + (
             1.0 - self.config.min_outlier_weight) * heatmap.floor_prob * h * w
-        floor_density = (floor_weight / (h * w * heatmap.cell_m ** 2)) ** self.config.camera_weight
+        floor_density = (floor_weight / (h * w * heatmap.cell_m ** 2)) ** weight
         prior = self.grid.weights
         evidence = float((prior * density).sum())
         outlier = min(1.0, floor_density / evidence) if evidence > 0 else 1.0

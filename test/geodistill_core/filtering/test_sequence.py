@@ -12,6 +12,7 @@ from geodistill_core.filtering import (
 )
 
 T0 = 1_000_000_000_000
+STEP = 1_000_000  # 1 ms: no motion worth a blur
 CELL = 0.5
 
 
@@ -182,7 +183,9 @@ def test_camera_weight_tempers_each_frame():
         fusion = SequenceFusion(FusionConfig(camera_weight=weight, min_outlier_weight=0.0,
                                              gnss_bias_sigma_m=0.0))
         fusion.add_fix(T0, (0.0, 0.0), np.eye(2) * 1e4)  # an uninformative fix
-        return fusion.step(T0, 0.0, heatmap_at((1.0, 2.0), (0.0, 0.0), sigma_m=1.0))
+        fusion.step(T0, 0.0, None)  # the start (the first frame after it counts fully)
+        fusion.add_fix(T0 + STEP, (0.0, 0.0), np.eye(2) * 1e8)
+        return fusion.step(T0 + STEP, 0.0, heatmap_at((1.0, 2.0), (0.0, 0.0), sigma_m=1.0))
     full, half = one_frame(1.0), one_frame(0.5)
     np.testing.assert_allclose(full.mean_xy_m, [1.0, 2.0], atol=0.05)
     np.testing.assert_allclose(np.diag(half.cov_xy_m2) - 0.5 ** 2 / 12,
