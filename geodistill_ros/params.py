@@ -240,6 +240,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('fusion.camera_weight', 0.25, 'exponent of each frame\'s heatmap likelihood: 1 = '
           'frames independent, below 1 = consecutive frames make correlated errors',
           min_value=0.01, max_value=1.0),
+    _spec('fusion.late_fix_max_s', 0.5, 'a fix arriving after a later frame is moved '
+          'forward by the odometry and fused when at most this late', min_value=0.0,
+          max_value=10.0),
     _spec('diagnostics_period_s', 1.0, 'period of /diagnostics', min_value=0.05,
           max_value=60.0, read_only=True),
     _spec('warning_throttle_s', 5.0, 'minimum time between two warnings of one kind',

@@ -55,7 +55,9 @@ class FusionConfig:
     min_outlier_weight: uniform floor mixed into every heatmap (robustness). camera_weight:
     exponent of each frame's heatmap likelihood (1 = frames independent; below 1 accounts
     for consecutive frames of one street making correlated errors, as the correlated GNSS
-    error does for fixes; the first frame after a (re)start counts fully).
+    error does for fixes; the first frame after a (re)start counts fully). late_fix_max_s: a
+    fix that arrives after a later frame was processed is moved forward by the odometry
+    over the gap and fused when the gap is at most this (else counted in fixes_late).
     """
 
     mode: str = 'filter'
@@ -74,6 +76,7 @@ class FusionConfig:
     time_jump_s: float = 1.0
     odometry_max_hold_s: float = 0.5
     min_outlier_weight: float = 0.02
+    late_fix_max_s: float = 0.5
     camera_weight: float = 0.25
 
     def __post_init__(self):
@@ -197,10 +200,14 @@ class SequenceFusion:
         motion = 'none'
         while self._fixes and self._fixes[0][0] <= stamp_ns:
             fix_stamp, xy, R = self._last_fix = self._fixes.pop(0)
-            if fix_stamp < self._t_ns:
-                self.stats.counters['fixes_late'] += 1
-                continue
-            motion = self._predict(fix_stamp, yaw_rad)
+            if fix_stamp < self._t_ns:  # arrived after a later frame was processed
+                moved = self._late_fix(fix_stamp, xy, R, yaw_rad)
+                if moved is None:
+                    self.stats.counters['fixes_late'] += 1
+                    continue
+                xy, R = moved
+            else:
+                motion = self._predict(fix_stamp, yaw_rad)
             if self._fuse_fix(xy, R):
                 fused += 1
             else:
@@ -276,6 +283,21 @@ class SequenceFusion:
         self._t_ns = stamp_ns
         self.stats.counters[f'motion_{source}'] += 1
         return source
+
+    def _late_fix(self, fix_stamp: int, xy: np.ndarray, R: np.ndarray, yaw_rad: float):
+        """A fix older than the belief, carried to the belief's time by the odometry over
+        the gap (its uncertainty added to R); None when the gap is longer than
+        late_fix_max_s or the odometry does not cover it."""
+        cfg = self.config
+        if (self._t_ns - fix_stamp) * 1e-9 > cfg.late_fix_max_s or not self._twists:
+            return None
+        var_yaw = math.radians(cfg.heading_sigma_deg) ** 2
+        motion = integrate_twist(self._twists, fix_stamp, self._t_ns, yaw_rad, var_yaw,
+                                 cfg.odometry_max_hold_s)
+        if motion is None:
+            return None
+        delta, q = motion
+        return xy + delta, R + q
 
     def _track_velocity(self):
         if len(self._track) < 3:
