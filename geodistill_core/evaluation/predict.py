@@ -33,6 +33,8 @@ class ModelPredictions:
     confidence (N,); time_ms (N,): localize time amortised over the item's batch group.
     heatmaps: {row: (prob (h, w) float32, cell_m)} for the requested rows.
     uses_orientation: whether yaw_rad comes from an orientation estimator.
+    covariance_en_m2: (N, 2, 2) the (calibrated) heatmap covariance, None when the
+        localizer reports none.
     """
 
     offset_en_m: np.ndarray
@@ -41,6 +43,7 @@ class ModelPredictions:
     time_ms: np.ndarray
     uses_orientation: bool
     heatmaps: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
+    covariance_en_m2: np.ndarray | None = None  # (N, 2, 2) of offset_en_m, when reported
 
 
 @dataclass
@@ -97,14 +100,17 @@ class _Collector:
     def __init__(self, uses_orientation: bool) -> None:
         self.uses_orientation = uses_orientation
         self.parts: dict[str, list[np.ndarray]] = {k: [] for k in
-                                                    ('offset', 'yaw', 'conf', 'time')}
+                                                    ('offset', 'yaw', 'conf', 'time',
+                                                     'cov')}
         self.heatmaps: dict[int, tuple[np.ndarray, float]] = {}
 
     def result(self) -> ModelPredictions:
         cat = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in self.parts.items()}
         offset = cat['offset'].reshape(-1, 2)
+        cov = cat['cov'].reshape(-1, 2, 2)
         return ModelPredictions(offset, cat['yaw'], cat['conf'], cat['time'],
-                                self.uses_orientation, self.heatmaps)
+                                self.uses_orientation, self.heatmaps,
+                                cov if np.isfinite(cov).all() and len(cov) else None)
 
 
 def _run_batch(localizer, name: str, batch: dict[str, Any], first_row: int,
@@ -112,6 +118,7 @@ def _run_batch(localizer, name: str, batch: dict[str, Any], first_row: int,
     B = int(batch['ground'].shape[0])
     offset = np.full((B, 2), np.nan)
     yaw, conf, time_ms = np.full(B, np.nan), np.full(B, np.nan), np.zeros(B)
+    cov = np.full((B, 2, 2), np.nan)
     for idx in _groups(batch['sat_meters_per_px'], batch['camera_height_m']):
         K = batch['K'][idx] if 'K' in batch else None
         start = time.perf_counter()
@@ -125,12 +132,15 @@ def _run_batch(localizer, name: str, batch: dict[str, Any], first_row: int,
         offset[rows] = result.offset_en_m.double().cpu().numpy()
         yaw[rows] = result.yaw_rad.double().cpu().numpy()
         conf[rows] = result.confidence.double().cpu().numpy()
+        if getattr(result, 'covariance_en_m2', None) is not None:
+            cov[rows] = result.covariance_en_m2.double().cpu().numpy()
         time_ms[rows] = elapsed_ms / len(idx)
         for j, row in enumerate(rows):
             if first_row + row in rows_wanted:
                 collector.heatmaps[first_row + int(row)] = (
                     result.heatmap_prob[j].float().cpu().numpy(), float(result.heatmap_cell_m))
-    for key, value in (('offset', offset), ('yaw', yaw), ('conf', conf), ('time', time_ms)):
+    for key, value in (('offset', offset), ('yaw', yaw), ('conf', conf), ('time', time_ms),
+                       ('cov', cov)):
         collector.parts[key].append(value)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from geodistill_core.evaluation.predict import SplitPredictions
+from geodistill_core.filtering.calibration_fit import consistency
 from geodistill_core.metrics import (
     lateral_longitudinal_m,
     localization_errors_m,
@@ -44,7 +45,8 @@ def model_errors(split: SplitPredictions, name: str, vehicle_frame: bool) -> dic
 
 def model_metrics(split: SplitPredictions, name: str, vehicle_frame: bool) -> dict[str, Any]:
     """{'localization_m', ['lateral_m', 'longitudinal_m'], ['orientation_deg'],
-    'failed_rows'} for localizer `name`."""
+    ['consistency': NEES mean and the fraction inside the 95% ellipse of the reported
+    (calibrated) covariance], 'failed_rows'} for localizer `name`."""
     errors = model_errors(split, name, vehicle_frame)
     out: dict[str, Any] = {'localization_m': summarize_localization(errors['error_m'])}
     if vehicle_frame:
@@ -52,6 +54,11 @@ def model_metrics(split: SplitPredictions, name: str, vehicle_frame: bool) -> di
         out['longitudinal_m'] = summarize_localization(np.abs(errors['longitudinal_m']))
     if 'yaw_error_deg' in errors:
         out['orientation_deg'] = summarize_orientation(errors['yaw_error_deg'])
+    pred = split.models[name]
+    if pred.covariance_en_m2 is not None:
+        ok = np.isfinite(pred.offset_en_m).all(axis=1)
+        out['consistency'] = consistency(pred.offset_en_m[ok] - split.true_offset_en_m[ok],
+                                         pred.covariance_en_m2[ok]) if ok.any() else None
     failed = np.flatnonzero(~np.isfinite(errors['error_m']))
     out['failed_items'] = [int(i) for i in split.index[failed][:MAX_LISTED_FAILURES]]
     return out

@@ -365,3 +365,26 @@ def test_cli_prints_the_results_path(tmp_path, checkpoints, capsys):
     with pytest.raises(SystemExit):
         cli(['--checkpoint', str(checkpoints['base']), '--dataset', 'flat_world',
              '--split', 'test', '--yaw-noise-deg', '400'])
+
+
+def test_metrics_report_the_consistency_of_the_stated_covariance():
+    from geodistill_core.evaluation.predict import ModelPredictions, SplitPredictions
+    from geodistill_core.evaluation.summary import model_metrics
+    rng = np.random.default_rng(0)
+    n = 2000
+    cov = np.array([[4.0, 1.0], [1.0, 2.0]])
+    truth = rng.normal(0, 10, (n, 2))
+    pred = truth + rng.multivariate_normal([0, 0], cov, n)
+    zeros = np.zeros(n)
+
+    def split(stated):
+        model = ModelPredictions(pred, zeros, zeros, zeros, False, {},
+                                 None if stated is None else np.repeat(stated[None], n, 0))
+        return SplitPredictions(np.arange(n), [''] * n, truth, zeros, zeros, zeros,
+                                {'m': model}, {}, 1.0, 0.0)
+    right = model_metrics(split(cov), 'm', False)['consistency']
+    assert right['nees_mean'] == pytest.approx(2.0, abs=0.1)
+    assert right['inside_95'] == pytest.approx(0.95, abs=0.015)
+    too_small = model_metrics(split(cov / 4), 'm', False)['consistency']
+    assert too_small['nees_mean'] == pytest.approx(8.0, abs=0.4)
+    assert 'consistency' not in model_metrics(split(None), 'm', False)
