@@ -115,6 +115,8 @@ def calibrate(checkpoint: str, drives: list[tuple[Path, Path]], method: str, *,
 
     samples_file: an .npz of samples; read when it exists (no model run), else written
     after collecting."""
+    if method not in ('truth', 'gnss'):  # before minutes of collecting
+        raise ValueError(f"method must be 'truth' or 'gnss', got {method!r}")
     samples = []
     if samples_file is not None and Path(samples_file).is_file():
         samples = load_samples(samples_file)
@@ -133,8 +135,6 @@ def calibrate(checkpoint: str, drives: list[tuple[Path, Path]], method: str, *,
     if samples_file is not None:
         fitted_on += f' (frames saved in {Path(samples_file).name})'
     fit = fit_with_truth if method == 'truth' else fit_from_gnss
-    if method not in ('truth', 'gnss'):
-        raise ValueError(f"method must be 'truth' or 'gnss', got {method!r}")
     if method == 'truth' and any(s.truth_en_m is None for s in samples):
         raise ValueError('method truth needs ground truth in every bag (the '
                          '/geodistill/ground_truth/pose topic); use --method gnss')

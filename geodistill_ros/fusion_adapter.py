@@ -79,7 +79,7 @@ class NodeFusion:
                              float(twist.angular.z), cov)
         with self._lock:
             problem = self.fusion.add_twist(sample)
-        return None if problem is None else self._rejected(problem, counted=True)
+        return None if problem is None else self._rejected(problem)
 
     def add_twist_msg(self, stamp_ns: int, msg) -> str | None:
         """geometry_msgs/TwistWithCovarianceStamped."""
@@ -89,7 +89,7 @@ class NodeFusion:
         """nav_msgs/Odometry: the twist is in child_frame_id (REP-105)."""
         return self.add_twist(stamp_ns, msg.child_frame_id, msg.twist)
 
-    def _rejected(self, reason: str, counted: bool = False) -> str:
+    def _rejected(self, reason: str) -> str:
         self.odometry_rejected[reason] = self.odometry_rejected.get(reason, 0) + 1
         return reason
 

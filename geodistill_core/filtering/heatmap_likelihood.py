@@ -33,6 +33,13 @@ class HeatmapMeasurement:
     lever_xy_m: tuple[float, float] = (0.0, 0.0)
     floor_prob: float = 0.0
 
+    def floor_density(self, min_outlier_weight: float = 0.0) -> float:
+        """Density (1/m^2) of the uniform floor, with the further mixture of density_at."""
+        h, w = np.asarray(self.prob).shape
+        floor = ((1.0 - min_outlier_weight) * self.floor_prob
+                 + min_outlier_weight / (h * w))
+        return floor / (self.cell_m * self.cell_m)
+
     def density_at(self, x_m: np.ndarray, y_m: np.ndarray,
                    min_outlier_weight: float = 0.0) -> np.ndarray:
         """Likelihood density (1/m^2) of base_link at map points x_m, y_m (any shape).
@@ -42,11 +49,10 @@ class HeatmapMeasurement:
         """
         prob = np.asarray(self.prob, np.float64)
         h, w = prob.shape
-        floor = self.floor_prob
+        area = self.cell_m * self.cell_m
+        floor = self.floor_density(min_outlier_weight) * area
         if min_outlier_weight > 0.0:
             prob = (1.0 - min_outlier_weight) * prob + min_outlier_weight / (h * w)
-            floor = (1.0 - min_outlier_weight) * floor + min_outlier_weight / (h * w)
-        area = self.cell_m * self.cell_m
         dx = np.asarray(x_m, np.float64) + (self.lever_xy_m[0] - self.crop_centre_xy_m[0])
         dy = np.asarray(y_m, np.float64) + (self.lever_xy_m[1] - self.crop_centre_xy_m[1])
         c, s = math.cos(self.map_from_crop_yaw_rad), math.sin(self.map_from_crop_yaw_rad)

@@ -21,6 +21,7 @@ reset reason, recent GNSS normalised innovations).
 """
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 import math
@@ -142,19 +143,18 @@ class SequenceFusion:
 
     # --- inputs -------------------------------------------------------------------------
     def add_fix(self, stamp_ns: int, xy_m, R_xy_m2: np.ndarray | None) -> None:
-        """Queue a fix (map metres; R None = unknown: gnss_sigma_m per axis)."""
+        """Queue a fix (map metres; R None, non-finite or not positive definite:
+        gnss_sigma_m per axis). A fix with a non-finite position is ignored."""
         xy = np.asarray(xy_m, np.float64).reshape(2)
-        R = (np.eye(2) * self.config.gnss_sigma_m ** 2 if R_xy_m2 is None
-             else np.asarray(R_xy_m2, np.float64).reshape(2, 2))
-        if not (np.isfinite(xy).all() and np.isfinite(R).all() and eig_range_2x2(R)[0] > 0):
-            R = np.eye(2) * self.config.gnss_sigma_m ** 2 if np.isfinite(xy).all() else None
-            if R is None:
-                return
+        if not np.isfinite(xy).all():
+            return
+        R = None if R_xy_m2 is None else np.asarray(R_xy_m2, np.float64).reshape(2, 2)
+        if R is None or not (np.isfinite(R).all() and eig_range_2x2(R)[0] > 0):
+            R = np.eye(2) * self.config.gnss_sigma_m ** 2
         if self._fixes and stamp_ns < self._fixes[-1][0] - self.config.time_jump_s * 1e9:
             self._fixes.clear()
             self._pending_reset = 'time_jump'
-        self._fixes.append((int(stamp_ns), xy, R))
-        self._fixes.sort(key=lambda f: f[0])
+        bisect.insort(self._fixes, (int(stamp_ns), xy, R), key=lambda f: f[0])
         self._track.append((int(stamp_ns), xy, R))
         while self._track and stamp_ns - self._track[0][0] > self.config.track_window_s * 1e9:
             self._track.popleft()
@@ -262,9 +262,7 @@ class SequenceFusion:
         if dt <= 0:
             return 'none'
         heading = self._yaw_rad if self._yaw_rad is not None else yaw_rad
-        var_yaw = math.radians(cfg.heading_sigma_deg) ** 2
-        motion = integrate_twist(self._twists, self._t_ns, stamp_ns, heading, var_yaw,
-                                 cfg.odometry_max_hold_s) if self._twists else None
+        motion = self._odometry_motion(self._t_ns, stamp_ns, heading)
         source = 'odometry'
         if motion is None:
             track = self._track_velocity()
@@ -275,7 +273,7 @@ class SequenceFusion:
                 motion = velocity * dt, cov_v * dt * cfg.track_window_s
                 source = 'track'
             else:
-                motion = np.zeros(2), np.eye(2) * cfg.no_motion_sigma_mps ** 2 * dt * 1.0
+                motion = np.zeros(2), np.eye(2) * cfg.no_motion_sigma_mps ** 2 * dt
                 source = 'random_walk'
         delta, q = motion
         q = q + np.eye(2) * cfg.process_noise_m2_per_s * dt
@@ -288,16 +286,22 @@ class SequenceFusion:
         """A fix older than the belief, carried to the belief's time by the odometry over
         the gap (its uncertainty added to R); None when the gap is longer than
         late_fix_max_s or the odometry does not cover it."""
-        cfg = self.config
-        if (self._t_ns - fix_stamp) * 1e-9 > cfg.late_fix_max_s or not self._twists:
+        if (self._t_ns - fix_stamp) * 1e-9 > self.config.late_fix_max_s:
             return None
-        var_yaw = math.radians(cfg.heading_sigma_deg) ** 2
-        motion = integrate_twist(self._twists, fix_stamp, self._t_ns, yaw_rad, var_yaw,
-                                 cfg.odometry_max_hold_s)
+        motion = self._odometry_motion(fix_stamp, self._t_ns, yaw_rad)
         if motion is None:
             return None
         delta, q = motion
         return xy + delta, R + q
+
+    def _odometry_motion(self, t0_ns: int, t1_ns: int, yaw_rad: float):
+        """(displacement, covariance) over [t0, t1] from the odometry, None when it does
+        not cover the interval."""
+        if not self._twists:
+            return None
+        var_yaw = math.radians(self.config.heading_sigma_deg) ** 2
+        return integrate_twist(self._twists, t0_ns, t1_ns, yaw_rad, var_yaw,
+                               self.config.odometry_max_hold_s)
 
     def _track_velocity(self):
         if len(self._track) < 3:
@@ -305,7 +309,6 @@ class SequenceFusion:
         stamps = np.array([f[0] for f in self._track], np.int64)
         xy = np.stack([f[1] for f in self._track])
         R = np.mean([f[2] for f in self._track], axis=0)
-        # the fixes' correlated error (bias, walk) also moves the track: add its share
         return track_velocity(stamps, xy, R)
 
     def _fuse_fix(self, xy: np.ndarray, R: np.ndarray) -> bool:
@@ -327,14 +330,10 @@ class SequenceFusion:
         density = heatmap.density_at(x, y, self.config.min_outlier_weight)
         if weight != 1.0:
             density = density ** weight
-        h, w = np.asarray(heatmap.prob).shape
-        floor_weight = self.config.min_outlier_weight + (
-            1.0 - self.config.min_outlier_weight) * heatmap.floor_prob * h * w
-        floor_density = (floor_weight / (h * w * heatmap.cell_m ** 2)) ** weight
-        prior = self.grid.weights
-        evidence = float((prior * density).sum())
-        outlier = min(1.0, floor_density / evidence) if evidence > 0 else 1.0
-        self.grid.update_likelihood(density)
+        floor_density = heatmap.floor_density(self.config.min_outlier_weight) ** weight
+        # the posterior probability that the frame said nothing: floor / evidence
+        evidence = math.exp(self.grid.update_likelihood(density))
+        outlier = min(1.0, floor_density / evidence)
         if outlier > 0.5:
             self.stats.counters['camera_outliers'] += 1
         return outlier
