@@ -194,26 +194,58 @@ class CorrelationLocationEstimator(nn.Module):
         ground_images: (B, 3, Hg, Wg); geometry: from level_geometry; the other
         arguments as in forward. Returns one BevTemplate (B, C_l, rows_l, cols_l) per level.
         """
-        B, _, Hg, Wg = self._check_ground(ground_images, ground_yaw_rad, ground_K,
+        self._check_ground(ground_images, ground_yaw_rad, ground_K, ground_visible_cols)
+        levels = self.ground_levels(ground_images, ground_visible_cols)
+        return self.project_ground_levels(levels, tuple(ground_images.shape[-2:]), geometry,
+                                          camera_height_m, ground_yaw_rad, ground_K,
                                           ground_visible_cols)
+
+    def ground_levels(self, ground_images: torch.Tensor,
+                      ground_visible_cols: torch.Tensor | None = None,
+                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Ground features and confidence per level, before projection (yaw-independent).
+
+        ground_images: (B, 3, Hg, Wg); ground_visible_cols: optional (B, Wg) bool.
+        Returns per level (features (B, C_l, hg_l, wg_l), confidence (B, 1, hg_l, wg_l)).
+        """
+        B = ground_images.shape[0]
         if ground_visible_cols is not None:
             ground_images = apply_image_mask(ground_images, ground_visible_cols)
         outputs = self._extract(self.ground_extractor, ground_images)
-        geo_dtype = torch.float64 if ground_images.dtype == torch.float64 else torch.float32
-        if ground_yaw_rad is None:
-            ground_yaw_rad = ground_images.new_full((B,), NORTH_ALIGNED_PANORAMA_YAW_RAD,
-                                                    dtype=geo_dtype)
-        yaw_rad = ground_yaw_rad.to(device=ground_images.device, dtype=geo_dtype)
-        templates = []
-        for index, (level, geo) in enumerate(zip(self.config.levels, geometry, strict=True)):
+        levels = []
+        for index, level in enumerate(self.config.levels):
             features = select_level(outputs, level.feature_key, level.channels, B, 'ground')
             if self.confidence_heads is None:
                 confidence = features.new_ones(B, 1, *features.shape[-2:])
             else:
                 confidence = torch.sigmoid(self.confidence_heads[index](features))
+            levels.append((features, confidence))
+        return levels
+
+    def project_ground_levels(self, levels: list[tuple[torch.Tensor, torch.Tensor]],
+                              ground_hw_px: tuple[int, int], geometry: list[LevelGeometry],
+                              camera_height_m, ground_yaw_rad: torch.Tensor | None = None,
+                              ground_K: torch.Tensor | None = None,
+                              ground_visible_cols: torch.Tensor | None = None,
+                              ) -> list[BevTemplate]:
+        """BEV templates from ground_levels output (B rows) at yaw ground_yaw_rad (B,).
+
+        ground_hw_px: (Hg, Wg) of the ground images the levels came from; the other
+        arguments as in forward. Rotation search calls this once per yaw batch on features
+        extracted once (rows repeated per candidate).
+        """
+        features0 = levels[0][0]
+        B = features0.shape[0]
+        geo_dtype = torch.float64 if features0.dtype == torch.float64 else torch.float32
+        if ground_yaw_rad is None:
+            ground_yaw_rad = features0.new_full((B,), NORTH_ALIGNED_PANORAMA_YAW_RAD,
+                                                dtype=geo_dtype)
+        yaw_rad = ground_yaw_rad.to(device=features0.device, dtype=geo_dtype)
+        templates = []
+        for (features, confidence), geo in zip(levels, geometry, strict=True):
             grid = BevGrid(geo.template_hw[0], geo.template_hw[1], geo.cell_m)
             sampling = ground_sampling_grid(self.config.camera_model, grid, yaw_rad,
-                                            camera_height_m, (Hg, Wg), ground_K)
+                                            camera_height_m, tuple(ground_hw_px), ground_K)
             templates.append(project_to_bev(features, confidence, sampling,
                                             ground_visible_cols))
         return templates
