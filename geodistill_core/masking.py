@@ -10,11 +10,14 @@ a seeded generator reproduces a mask exactly.
 - Pinhole (B, W): one blanked vertical stripe of round(frac W) columns, frac uniform in
   [frac_lo, frac_hi), placed uniformly so that it lies wholly inside the image.
 - Random patches (B, H, W): the image tiled by patch_px rectangles; a uniformly random
-  subset of round(masked_frac n_patches) tiles is blanked.
+  subset of round(frac n_patches) tiles is blanked, frac fixed or drawn per image
+  uniformly in a range (the paper's ablation: 14 px patches, frac in [1/3, 1/2)).
+- Max activation (B, H, W): the image regions under the feature cells of highest mean
+  activation blanked (the paper's second ablation, Table 3).
 
-A column mask reaches the BEV through the ImageSamplingGrid of the projection: a BEV
-cell is visible iff its grid is valid there and the image column nearest to where it
-samples is visible, which lets masked cells drop out of the cosine normalisation.
+A column or pixel mask reaches the BEV through the ImageSamplingGrid of the projection:
+a BEV cell is visible iff its grid is valid there and the image column (pixel) nearest to
+where it samples is visible, which lets masked cells drop out of the cosine normalisation.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from geodistill_core.geometry import ImageSamplingGrid
 
 PANORAMA_FOV_RANGE_DEG = (180.0, 240.0)
 PINHOLE_STRIPE_FRAC_RANGE = (0.17, 0.25)
+PATCH_PX = (14, 14)
+PATCH_FRAC_RANGE = (1.0 / 3.0, 0.5)
 
 
 def _draw_device(generator: torch.Generator | None) -> torch.device:
@@ -104,30 +109,67 @@ def fov_masked_fraction(fov_range_deg: tuple[float, float] = PANORAMA_FOV_RANGE_
 
 def random_patch_mask(batch: int, height: int, width: int,
                       masked_frac: float | None = None,
-                      patch_px: tuple[int, int] = (32, 32),
+                      patch_px: tuple[int, int] = PATCH_PX,
                       generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> torch.Tensor:
+                      device: torch.device | str | None = None,
+                      masked_frac_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Ablation: random rectangles blanked, (B, H, W) bool, True = visible pixel.
 
     The image is tiled by patch_px (h, w) rectangles (the last row/column of tiles may
-    be cut by the border); round(masked_frac n_tiles) tiles, chosen uniformly without
-    replacement, are blanked. masked_frac defaults to the FoV mask's mean blanked
-    fraction (fov_masked_fraction()), so both ablations remove the same share on average.
+    be cut by the border); per image, round(frac n_tiles) tiles, chosen uniformly without
+    replacement, are blanked. frac: masked_frac_range given: drawn per image uniformly in
+    [lo, hi) (the paper's (1/3, 1/2) with 14 px patches); else masked_frac, which
+    defaults to the FoV mask's mean blanked fraction (fov_masked_fraction()).
     """
-    masked_frac = fov_masked_fraction() if masked_frac is None else masked_frac
-    if not 0.0 <= masked_frac <= 1.0:
-        raise ValueError(f'masked_frac must be in [0, 1], got {masked_frac}')
     ph, pw = patch_px
     if ph <= 0 or pw <= 0:
         raise ValueError(f'patch_px must be positive, got {patch_px}')
     gh, gw = -(-height // ph), -(-width // pw)
     n_tiles = gh * gw
-    n_masked = int(round(masked_frac * n_tiles))
+    if masked_frac_range is not None:
+        lo, hi = masked_frac_range
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f'masked_frac_range must satisfy 0 <= lo <= hi <= 1, '
+                             f'got {masked_frac_range}')
+        frac = _uniform(batch, lo, hi, generator)
+    else:
+        masked_frac = fov_masked_fraction() if masked_frac is None else masked_frac
+        if not 0.0 <= masked_frac <= 1.0:
+            raise ValueError(f'masked_frac must be in [0, 1], got {masked_frac}')
+        frac = torch.full((batch,), float(masked_frac), dtype=torch.float64,
+                          device=_draw_device(generator))
+    n_masked = torch.round(frac * n_tiles).long().view(batch, 1)
     scores = torch.rand(batch, n_tiles, generator=generator, device=_draw_device(generator))
     rank = scores.argsort(dim=1).argsort(dim=1)
     tiles_visible = (rank >= n_masked).view(batch, gh, gw)
     full = tiles_visible.repeat_interleave(ph, dim=1).repeat_interleave(pw, dim=2)
     return full[:, :height, :width].to(device or full.device)
+
+
+def max_activation_mask(features: torch.Tensor, image_hw: tuple[int, int],
+                        masked_frac: float) -> torch.Tensor:
+    """Ablation: hide the most activated regions, (B, H, W) bool, True = visible pixel.
+
+    features: (B, C, h, w) ground feature map (the teacher's, on the full image); the
+    round(masked_frac h w) cells of highest channel-mean activation are hidden, and each
+    image pixel takes the cell under its centre (image_hw = (H, W), any multiple of h, w
+    or not). Deterministic given the features (ties broken by torch.topk).
+    """
+    if features.dim() != 4:
+        raise ValueError(f'features must be (B, C, h, w), got {tuple(features.shape)}')
+    if not 0.0 <= masked_frac <= 1.0:
+        raise ValueError(f'masked_frac must be in [0, 1], got {masked_frac}')
+    B, _, h, w = features.shape
+    activation = features.detach().float().mean(dim=1).reshape(B, h * w)
+    k = int(round(masked_frac * h * w))
+    cells = torch.ones(B, h * w, dtype=torch.bool, device=features.device)
+    if k > 0:
+        cells.scatter_(1, torch.topk(activation, k, dim=1).indices, False)
+    H, W = image_hw
+    rows = torch.floor((torch.arange(H, device=features.device) + 0.5) * (h / H)).long()
+    cols = torch.floor((torch.arange(W, device=features.device) + 0.5) * (w / W)).long()
+    cells = cells.view(B, h, w)
+    return cells[:, rows.clamp(0, h - 1)][:, :, cols.clamp(0, w - 1)]
 
 
 def apply_image_mask(image: torch.Tensor, visible: torch.Tensor,
@@ -180,3 +222,32 @@ def bev_visibility_from_columns(visible_cols: torch.Tensor,
     vis = visible_cols.to(device=col.device, dtype=torch.bool)
     seen = torch.gather(vis, 1, col.reshape(B, h * w)).reshape(B, h, w)
     return seen & grid.valid.to(torch.bool)
+
+
+def bev_visibility_from_pixels(visible_px: torch.Tensor,
+                               grid: ImageSamplingGrid) -> torch.Tensor:
+    """BEV cell visibility (B, h, w) bool from an image pixel mask (B, H_mask, W_mask).
+
+    As bev_visibility_from_columns, with the nearest pixel (row and column, pixel-centre
+    scaling from grid.image_hw to the mask size) to where each cell samples.
+    """
+    B, h, w, _ = grid.uv_px.shape
+    if visible_px.dim() != 3 or visible_px.shape[0] != B:
+        raise ValueError(f'visible_px must be (B, H, W) with B = {B}, '
+                         f'got {tuple(visible_px.shape)}')
+    h_mask, w_mask = visible_px.shape[1:]
+    uv = grid.uv_px.to(torch.float64)
+    col = torch.floor((uv[..., 0] + 0.5) * (w_mask / grid.image_hw[1])).long()
+    row = torch.floor((uv[..., 1] + 0.5) * (h_mask / grid.image_hw[0])).long()
+    col = torch.remainder(col, w_mask) if grid.wrap_columns else col.clamp(0, w_mask - 1)
+    row = row.clamp(0, h_mask - 1)
+    vis = visible_px.to(device=col.device, dtype=torch.bool).reshape(B, h_mask * w_mask)
+    seen = torch.gather(vis, 1, (row * w_mask + col).reshape(B, h * w)).reshape(B, h, w)
+    return seen & grid.valid.to(torch.bool)
+
+
+def bev_visibility(visible: torch.Tensor, grid: ImageSamplingGrid) -> torch.Tensor:
+    """BEV cell visibility (B, h, w) from a (B, W) column or (B, H, W) pixel mask."""
+    if visible.dim() == 3:
+        return bev_visibility_from_pixels(visible, grid)
+    return bev_visibility_from_columns(visible, grid)

@@ -18,7 +18,9 @@ from geodistill_core.losses import DistillationLossConfig
 
 TASKS = ('location', 'distill', 'orientation')
 AMP_MODES = ('none', 'bf16', 'fp16')
-MASKS = ('fov', 'random_patch', 'none')
+MASKS = ('fov', 'random_patch', 'max_activation', 'none')
+EMA_SCOPES = ('state', 'parameters')
+AUGMENT_STARTS = ('base', 'scratch')
 DISTILL_MODES = ('distill', 'augment')
 TEACHER_UPDATES = ('ema', 'fixed', 'previous_student')
 SELECT_METRICS = ('loss', 'mean_error_m', 'last')
@@ -206,28 +208,50 @@ class DistillConfig:
     """GeoDistill and its paper ablations (method.md section 4).
 
     mask: 'fov' (panorama: a visible band in fov_range_deg; pinhole: a blanked stripe of
-        stripe_frac_range of the width), 'random_patch' (patch_px tiles, the same mean
-        share blanked as the FoV mask) or 'none'.
-    mode: 'distill' (teacher -> student CE) or 'augment' (no teacher: the student is
-        trained with the weak loss on the masked images, the paper's control).
+        stripe_frac_range of the width), 'random_patch' (patch_px tiles, a share drawn per
+        image in patch_frac_range; paper: 14 px, [1/3, 1/2)), 'max_activation' (the image
+        regions under the teacher's most activated ground feature cells, a share
+        max_activation_frac; estimators with `ground_feature_map` only) or 'none'. Every
+        mask blanks the image and removes the BEV cells it hides from the correlation.
+    mode: 'distill' (teacher -> student CE) or 'augment' (no teacher: the weak loss on
+        masked images, the paper's control). augment_start: 'base' continues from the
+        trained base model; 'scratch' trains a new base from the initial weights with the
+        FoV augmentation (the paper's Table 4 control: compare it with the base trained
+        without; train.distill --mode augment --augment-start scratch).
     loss: tau / sharpen / divergence ('ce' | 'kl') / target ('soft' | 'single_mode').
     teacher_update: 'ema' (theta_t <- alpha theta_t + (1 - alpha) theta_s), 'fixed', or
         'previous_student' (teacher <- student); every epoch, or every ema_every_steps
         optimiser steps when > 0.
+    ema_scope: 'state' (parameters and floating-point buffers such as BatchNorm running
+        statistics; the default) or 'parameters' (parameters only, the reference's; the
+        teacher keeps its own buffers).
     """
 
     mask: str = 'fov'
     fov_range_deg: tuple[float, float] = (180.0, 240.0)
     stripe_frac_range: tuple[float, float] = (0.17, 0.25)
-    patch_px: tuple[int, int] = (32, 32)
+    patch_px: tuple[int, int] = (14, 14)
+    patch_frac_range: tuple[float, float] = (1.0 / 3.0, 0.5)
+    max_activation_frac: float = 5.0 / 12.0
     mode: str = 'distill'
+    augment_start: str = 'base'
     loss: DistillationLossConfig = field(default_factory=DistillationLossConfig)
     teacher_update: str = 'ema'
     ema_alpha: float = 0.9
     ema_every_steps: int = 0
+    ema_scope: str = 'state'
 
     def __post_init__(self):
         _check(self.mask in MASKS, f'mask must be one of {MASKS}, got {self.mask!r}')
+        _check(self.ema_scope in EMA_SCOPES, f'ema_scope must be one of {EMA_SCOPES}')
+        _check(self.augment_start in AUGMENT_STARTS,
+               f'augment_start must be one of {AUGMENT_STARTS}')
+        _check(self.augment_start == 'base' or self.mode == 'augment',
+               "augment_start='scratch' applies to mode 'augment' only")
+        lo, hi = self.patch_frac_range
+        _check(0.0 <= lo <= hi <= 1.0 and 0.0 <= self.max_activation_frac <= 1.0,
+               f'bad patch_frac_range {self.patch_frac_range} or max_activation_frac '
+               f'{self.max_activation_frac}')
         _check(self.mode in DISTILL_MODES, f'mode must be one of {DISTILL_MODES}')
         _check(self.teacher_update in TEACHER_UPDATES,
                f'teacher_update must be one of {TEACHER_UPDATES}')

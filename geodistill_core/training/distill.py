@@ -9,7 +9,7 @@ is optimised; the teacher follows it by EMA (alpha 0.9, once per epoch or every 
 Inference, validation and the exported checkpoint use the teacher.
 
 Every ablation of the paper is a DistillConfig flag: mask ('fov' | 'random_patch' |
-'none'), fov_range_deg, mode='augment' (no teacher: the student trained with the weak
+'max_activation' | 'none'), fov_range_deg, mode='augment' (no teacher: the student trained with the weak
 loss on masked images), loss.sharpen, loss.target='single_mode', teacher_update ('ema' |
 'fixed' | 'previous_student') and loss.divergence ('ce' | 'kl').
 
@@ -62,7 +62,7 @@ class DistillLossModule(nn.Module):
             teacher_scores = location_scores(self.teacher, inputs).scores
         generator = torch.Generator().manual_seed(step_seed)
         mask = draw_ground_mask(self.config, self.camera_model, inputs['ground_images'],
-                                generator)
+                                generator, self.teacher)
         masked = {**inputs, 'ground_images': mask.model_input(inputs['ground_images'])}
         student_scores = location_scores(self.student, masked, mask.visible_cols).scores
         loss = distillation_loss([t.detach().float() for t in teacher_scores],

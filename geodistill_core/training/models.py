@@ -83,7 +83,8 @@ class LocationModel(nn.Module):
     def forward(self, ground_images: torch.Tensor, satellite_images: torch.Tensor, *,
                 ground_visible_cols: torch.Tensor | None = None, **kwargs):
         """ground_images: (B, 3, Hg, Wg) RGB in [0, 1]; satellite_images: (Bs, 3, Hs, Ws)
-        RGB in [0, 1]; ground_visible_cols: optional (B, Wg) bool, True = visible; kwargs:
+        RGB in [0, 1]; ground_visible_cols: optional (B, Wg) column or (B, Hg, Wg) pixel
+        mask, True = visible; kwargs:
         the estimator's (sat_meters_per_px, camera_height_m, ground_yaw_rad, ground_K,
         all_pairs). Returns the estimator's LocationScores."""
         if self.ground_preprocess is not None:
@@ -97,6 +98,17 @@ class LocationModel(nn.Module):
             ground_images = apply_image_mask(ground_images, ground_visible_cols)
         return self.estimator(ground_images, satellite_images,
                               ground_visible_cols=ground_visible_cols, **kwargs)
+
+    def ground_feature_map(self, ground_images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, Hg, Wg) RGB in [0, 1] -> the estimator's ground feature map (B, C, h, w)
+        (the max-activation ablation mask); estimators without one are refused."""
+        if not hasattr(self.estimator, 'ground_feature_map'):
+            raise ValueError(f'{type(self.estimator).__name__} exposes no ground feature map; '
+                             "mask 'max_activation' needs the correlation estimator")
+        if self.ground_preprocess is not None:
+            ground_images = preprocess_images(ground_images, self.ground_preprocess,
+                                              check_range=False)
+        return self.estimator.ground_feature_map(ground_images)
 
 
 def _backbone(name: str, weights: str | None, pretrained: bool,

@@ -12,9 +12,12 @@ from geodistill_core.geometry import (
 )
 from geodistill_core.masking import (
     apply_image_mask,
+    bev_visibility,
     bev_visibility_from_columns,
+    bev_visibility_from_pixels,
     fov_mask_panorama,
     fov_masked_fraction,
+    max_activation_mask,
     panorama_band_mask,
     random_patch_mask,
     resize_column_mask,
@@ -185,3 +188,61 @@ def test_bev_mask_takes_the_nearest_column_by_hand(wrap):
     # a 4-column (feature-map) mask: image columns 2k and 2k + 1 fall in mask column k
     m4 = torch.tensor([[False, True, False, False]])
     assert bev_visibility_from_columns(m4, g)[0, 0].tolist() == [True, True, False, False]
+
+
+def test_random_patch_share_drawn_per_image_in_the_paper_range():
+    """14 px tiles on a 70 x 140 image: 5 x 10 = 50 tiles; the paper draws the blanked
+    share per image in [1/3, 1/2), so 17..25 whole tiles are blanked, and not always the
+    same count."""
+    mask = random_patch_mask(300, 70, 140, patch_px=(14, 14), generator=gen(2),
+                             masked_frac_range=(1 / 3, 1 / 2))
+    tiles = (~mask).view(300, 5, 14, 10, 14)
+    whole = tiles.all(dim=(2, 4))
+    assert torch.all(whole | (~tiles).all(dim=(2, 4)))  # whole 14 px tiles only
+    counts = whole.sum(dim=(1, 2))
+    assert counts.min().item() >= 17 and counts.max().item() <= 25
+    assert len(set(counts.tolist())) >= 6  # drawn, not fixed
+    assert counts.float().mean().item() == pytest.approx(0.5 * (50 / 3 + 25), abs=0.6)
+    with pytest.raises(ValueError, match='masked_frac_range'):
+        random_patch_mask(1, 14, 14, masked_frac_range=(0.6, 0.5))
+
+
+def test_bev_visibility_from_pixels_takes_the_nearest_pixel_by_hand():
+    """Cells sampling (u, v) = (2.4, 1.6), (2.4, 0.4), (-0.6, 1.0) of a 4 x 8 image."""
+    uv = torch.tensor([[[[2.4, 1.6], [2.4, 0.4], [-0.6, 1.0]]]])
+    valid = torch.tensor([[[True, True, True]]])
+    hidden_21 = torch.ones(1, 4, 8, dtype=torch.bool)
+    hidden_21[0, 2, 2] = False  # row 2, column 2
+    for wrap, third in ((True, True), (False, True)):
+        g = ImageSamplingGrid(uv, valid, (4, 8), wrap)
+        assert bev_visibility_from_pixels(hidden_21, g)[0, 0].tolist() == [False, True, third]
+    hidden_last = torch.ones(1, 4, 8, dtype=torch.bool)
+    hidden_last[0, 1, 7] = False  # u = -0.6 wraps to column 7 only on a panorama
+    wrapped = ImageSamplingGrid(uv, valid, (4, 8), True)
+    clamped = ImageSamplingGrid(uv, valid, (4, 8), False)
+    assert bev_visibility_from_pixels(hidden_last, wrapped)[0, 0].tolist() == [True, True, False]
+    assert bev_visibility_from_pixels(hidden_last, clamped)[0, 0].tolist() == [True, True, True]
+    # a 2 x 4 (feature-map) mask: image pixel (r, c) falls in mask cell (r // 2, c // 2)
+    coarse = torch.ones(1, 2, 4, dtype=torch.bool)
+    coarse[0, 0, 1] = False
+    assert bev_visibility_from_pixels(coarse, clamped)[0, 0].tolist() == [True, False, True]
+    # a pixel mask hiding whole columns agrees with the column mask
+    cols = torch.tensor([[True, True, False, True, True, True, True, True]])
+    assert torch.equal(bev_visibility(cols[:, None, :].expand(1, 4, 8), wrapped),
+                       bev_visibility_from_columns(cols, wrapped))
+
+
+def test_max_activation_mask_hides_the_top_cells_by_hand():
+    features = torch.zeros(2, 3, 2, 4)
+    features[0, :, 0, 1] = 5.0   # image 0: cells (0, 1) and (1, 3) most active
+    features[0, :, 1, 3] = 4.0
+    features[0, 0, 1, 0] = 3.0   # channel mean 1.0: third
+    features[1, :, 1, 0] = -1.0  # image 1: all 0 but one negative cell
+    mask = max_activation_mask(features, (4, 8), masked_frac=2 / 8)
+    assert mask.shape == (2, 4, 8)
+    expected0 = torch.ones(4, 8, dtype=torch.bool)
+    expected0[0:2, 2:4] = False  # cell (0, 1) -> rows 0-1, cols 2-3
+    expected0[2:4, 6:8] = False  # cell (1, 3) -> rows 2-3, cols 6-7
+    assert torch.equal(mask[0], expected0)
+    assert (~mask[1]).sum().item() == 2 * 4 and mask[1, 2:4, 0:2].all()  # never the lowest
+    assert torch.equal(max_activation_mask(features, (4, 8), 0.0), torch.ones(2, 4, 8).bool())

@@ -95,6 +95,9 @@ class DescriptorEstimator(nn.Module):
         cfg = self.config
         B = self._check_ground(ground_images, ground_yaw_rad, ground_K, ground_visible_cols)
         images, visible = ground_images, ground_visible_cols
+        if visible is not None and visible.dim() == 3:  # pixel mask (patch ablations)
+            images = apply_image_mask(images, visible)
+            visible = visible.any(dim=1)  # a slot drops out only where columns are all blank
         if cfg.camera_model == 'pinhole':
             images, visible = pinhole_to_panorama(images, ground_K, cfg.pinhole_canvas_hw,
                                                   visible)
@@ -150,7 +153,9 @@ class DescriptorEstimator(nn.Module):
             orientation field still refers to the input camera. Without it the image is
             used as it is (VIGOR panoramas are north-aligned).
         ground_K: (B, 3, 3) or (3, 3) intrinsics at (Hg, Wg); pinhole model only.
-        ground_visible_cols: optional (B, Wg) bool, True = visible column.
+        ground_visible_cols: optional (B, Wg) bool, True = visible column; or a (B, Hg, Wg)
+            pixel mask (patch ablations): the hidden pixels are blanked, and a slot drops
+            out of the matching only where its columns are wholly hidden.
         Returns DescriptorScores: scores per level (B, s_l, s_l) logits for s_l = 8, 16,
         ..., S; cell_m per level = sat_meters_per_px * S / s_l; orientation_field
         (B, 2, S, S); matching_scores per level (B, N, s_l, s_l).
@@ -192,9 +197,10 @@ class DescriptorEstimator(nn.Module):
         if self.config.camera_model == 'panorama' and K is not None:
             raise ValueError('ground_K is only used by the pinhole camera model; this '
                              'estimator is configured for panoramas')
-        if visible_cols is not None and visible_cols.shape != (B, Wg):
-            raise ValueError(f'ground_visible_cols must be (B, Wg) = ({B}, {Wg}), '
-                             f'got {tuple(visible_cols.shape)}')
+        Hg = ground_images.shape[2]
+        if visible_cols is not None and visible_cols.shape not in ((B, Wg), (B, Hg, Wg)):
+            raise ValueError(f'ground_visible_cols must be (B, Wg) = ({B}, {Wg}) or '
+                             f'(B, Hg, Wg) = ({B}, {Hg}, {Wg}), got {tuple(visible_cols.shape)}')
         return B
 
 

@@ -10,8 +10,8 @@ The template is a north-up BevGrid centred on the camera (geometry.raster conven
 an odd number of cells per side (template_shape), so that when the camera sits on a
 satellite feature cell centre every template cell sits on a satellite feature cell centre.
 
-A ground column-visibility mask (True = visible, masking.py convention) removes the
-cells that sample hidden columns from the features, the confidence and the valid mask,
+A ground visibility mask (True = visible, masking.py convention: (B, W) columns or
+(B, H, W) pixels) removes the cells that sample hidden columns / pixels from the features, the confidence and the valid mask,
 so they drop out of the cosine normalisation (sliding_correlation.py).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from geodistill_core.geometry import (
     pinhole_bev_grid,
     sample_image,
 )
-from geodistill_core.masking import bev_visibility_from_columns
+from geodistill_core.masking import bev_visibility
 
 CAMERA_MODELS = ('panorama', 'pinhole')
 SQUARE_CELL_RTOL = 1e-6
@@ -113,9 +113,10 @@ def project_to_bev(features: torch.Tensor, confidence: torch.Tensor,
     features: (B, C, hg, wg) ground feature map (any stride: sample_image rescales).
     confidence: (B, 1, hg, wg) in [0, 1].
     sampling: the ImageSamplingGrid of the BEV grid (uv_px (B, rows, cols, 2)).
-    visible_cols: optional (B, W_mask) bool ground-image column mask, True = visible.
+    visible_cols: optional ground-image mask, True = visible: (B, W_mask) columns or
+        (B, H_mask, W_mask) pixels (random-patch / max-activation ablations).
     Returns a BevTemplate; features, confidence and valid are zero/False wherever the
-    grid is invalid or samples a hidden column.
+    grid is invalid or samples a hidden column / pixel.
     """
     if features.dim() != 4 or confidence.dim() != 4 or confidence.shape[1] != 1:
         raise ValueError(f'features must be (B, C, h, w) and confidence (B, 1, h, w), got '
@@ -126,7 +127,7 @@ def project_to_bev(features: torch.Tensor, confidence: torch.Tensor,
     if visible_cols is None:
         valid = sampling.valid.to(torch.bool)
     else:
-        valid = bev_visibility_from_columns(visible_cols, sampling)
+        valid = bev_visibility(visible_cols, sampling)
     keep = valid.unsqueeze(1).to(features.dtype)
     bev_features = sample_image(features, sampling) * keep
     bev_confidence = sample_image(confidence, sampling) * keep

@@ -9,8 +9,8 @@ on the ground features); and the masked cosine correlation of the template slid 
 satellite map (sliding_correlation.py). Levels default to the VGG16 U-Net's 0 (1/8) and
 2 (1/2), template side 0.4 of the satellite feature side, 'same' positions.
 
-The ground-visibility mask (GeoDistill FoV mask, (B, Wg) bool, True = visible) blanks the
-hidden columns of the ground image before its extractor (fill 0, the mean colour of
+The ground-visibility mask (GeoDistill FoV mask, (B, Wg) bool, True = visible; or a
+(B, Hg, Wg) pixel mask for the patch ablations) blanks the hidden part of the ground image before its extractor (fill 0, the mean colour of
 normalised inputs) and removes the BEV cells that sample them from the features, the
 confidence and the cosine normalisation.
 
@@ -167,6 +167,16 @@ class CorrelationLocationEstimator(nn.Module):
         return [select_level(outputs, level.feature_key, level.channels, satellite_images.shape[0],
                         'satellite') for level in self.config.levels]
 
+    def ground_feature_map(self, ground_images: torch.Tensor) -> torch.Tensor:
+        """The finest configured level of the ground extractor, (B, C, h, w), for
+        preprocessed ground_images (B, 3, Hg, Wg) (the max-activation ablation mask)."""
+        if ground_images.dim() != 4:
+            raise ValueError(f'ground_images must be (B, 3, Hg, Wg), '
+                             f'got {tuple(ground_images.shape)}')
+        level = self.config.levels[-1]
+        return select_level(self.ground_extractor(ground_images), level.feature_key,
+                            level.channels, ground_images.shape[0], 'ground')
+
     def level_geometry(self, satellite_hw_px: tuple[int, int],
                        satellite_features: list[torch.Tensor],
                        sat_meters_per_px: float) -> list[LevelGeometry]:
@@ -269,7 +279,9 @@ class CorrelationLocationEstimator(nn.Module):
             axis (0 = east, counter-clockwise). Default for panoramas: pi / 2 (north-
             aligned); required for pinhole.
         ground_K: (B, 3, 3) or (3, 3) intrinsics of ground_images at (Hg, Wg) (pinhole).
-        ground_visible_cols: optional (B, Wg) bool, True = visible column.
+        ground_visible_cols: optional (B, Wg) bool, True = visible column, or a (B, Hg, Wg)
+            pixel mask (random-patch / max-activation ablations); either blanks the hidden
+            image part and removes the BEV cells that sample it.
         all_pairs: False: scores (B, H_l, W_l) of satellite b with ground b; True: scores
             (Bs, B, H_l, W_l) of every satellite m with every ground n (weak triplet loss).
         Returns LocationScores: scores per level (cosine in [-1, 1]) and cell_m per level
@@ -312,7 +324,7 @@ class CorrelationLocationEstimator(nn.Module):
         elif K is not None:
             raise ValueError('ground_K is only used by the pinhole camera model; this '
                              'estimator is configured for panoramas')
-        if visible_cols is not None and visible_cols.shape != (B, Wg):
-            raise ValueError(f'ground_visible_cols must be (B, Wg) = ({B}, {Wg}), '
-                             f'got {tuple(visible_cols.shape)}')
+        if visible_cols is not None and visible_cols.shape not in ((B, Wg), (B, Hg, Wg)):
+            raise ValueError(f'ground_visible_cols must be (B, Wg) = ({B}, {Wg}) or '
+                             f'(B, Hg, Wg) = ({B}, {Hg}, {Wg}), got {tuple(visible_cols.shape)}')
         return B, ground_images.shape[1], Hg, Wg

@@ -162,14 +162,55 @@ def test_fov_range_and_pinhole_stripe_and_masks_off(toy_batch, toy_estimator):
     assert torch.equal(objective.student.calls[0]['ground'], ground)
 
 
-def test_random_patch_masks_the_image_only(toy_batch, toy_estimator):
-    config = DistillConfig(mask='random_patch', patch_px=(4, 4))
-    objective = DistillObjective(toy_estimator(), config, WeakConfig())
-    objective.train_module(toy_batch, 0)
-    call = objective.student.calls[0]
-    assert call['visible_cols'] is None
-    blank = (call['ground'] == 0).all(dim=1).float().mean().item()
-    assert blank == pytest.approx(5 / 12, abs=0.05)  # the FoV mask's mean share
+def _tiny_correlation_model():
+    from geodistill_core.training import ModelConfig, build_model
+    torch.manual_seed(0)
+    return build_model(ModelConfig(ground_backbone='vgg16_unet_tiny',
+                                   satellite_backbone='vgg16_unet_tiny', pretrained=False))
+
+
+@pytest.mark.parametrize('mask_name', ['random_patch', 'max_activation'])
+def test_patch_masks_reach_the_bev_and_the_cosine_norms(toy_batch, mask_name):
+    """The ablation masks (random patches, max activation) remove the BEV cells the blanked
+    image regions produce, as the FoV mask does (reference: the mask is projected into the
+    BEV too): hidden pixels have no influence, and the templates lose cells."""
+    model = _tiny_correlation_model()
+    config = DistillConfig(mask=mask_name, patch_px=(4, 4))
+    inputs = batch_to_location_inputs(toy_batch)
+    ground = inputs['ground_images']
+    mask = draw_ground_mask(config, 'panorama', ground, torch.Generator().manual_seed(1),
+                            teacher=model)
+    assert mask.visible_cols is mask.visible and mask.visible.shape == (4, 16, 32)
+    share = (~mask.visible).float().mean(dim=(1, 2))
+    if mask_name == 'random_patch':  # 4 x 8 tiles of 4 px, a share in [1/3, 1/2) each
+        assert ((share >= 11 / 32 - 1e-6) & (share <= 16 / 32 + 1e-6)).all()
+    else:
+        assert torch.allclose(share, torch.full_like(share, 5 / 12), atol=0.05)
+    a = location_scores(model, inputs, mask.visible_cols)
+    scrambled = ground.clone()
+    hidden = ~mask.visible[:, None].expand_as(scrambled)
+    scrambled[hidden] = torch.rand(int(hidden.sum()))
+    b = location_scores(model, {**inputs, 'ground_images': scrambled}, mask.visible_cols)
+    for sa, sb in zip(a.scores, b.scores, strict=True):
+        torch.testing.assert_close(sa, sb)
+    est = model.estimator
+    sat = est.satellite_levels(inputs['satellite_images'])  # sizes only
+    geometry = est.level_geometry((32, 32), sat, float(inputs['sat_meters_per_px'][0]))
+    full = est.ground_templates(ground, geometry, inputs['camera_height_m'],
+                                inputs['ground_yaw_rad'])
+    masked = est.ground_templates(ground, geometry, inputs['camera_height_m'],
+                                  inputs['ground_yaw_rad'], ground_visible_cols=mask.visible)
+    for f, m in zip(full, masked, strict=True):
+        assert not (m.valid & ~f.valid).any()
+        assert torch.all(m.confidence[~m.valid[:, None]] == 0)
+    finest_full, finest_masked = full[-1].valid.float().mean(), masked[-1].valid.float().mean()
+    assert finest_masked < 0.85 * finest_full  # masked cells leave the template and norms
+
+
+def test_max_activation_needs_a_teacher_with_ground_features(toy_batch, toy_estimator):
+    with pytest.raises(ValueError, match='max_activation'):
+        draw_ground_mask(DistillConfig(mask='max_activation'), 'panorama',
+                         toy_batch['ground'], torch.Generator(), teacher=None)
 
 
 def test_augment_mode_is_the_weak_loss_on_masked_images_without_teacher(toy_batch,

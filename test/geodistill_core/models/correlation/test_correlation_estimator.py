@@ -295,7 +295,7 @@ class NonSquareExtractor(torch.nn.Module):
     ({'satellite': (3, 64, 64)}, r'satellite_images .* got \(3, 64, 64\)'),
     ({'satellite': (1, 3, 64, 64)}, r'one satellite per ground image.*\(1, 3, 64, 64\)'),
     ({'ground_yaw_rad': torch.zeros(3)}, r'ground_yaw_rad must be a \(2,\) tensor, got \(3,\)'),
-    ({'ground_visible_cols': torch.ones(2, 32, dtype=torch.bool)}, r'\(2, 64\), got \(2, 32\)'),
+    ({'ground_visible_cols': torch.ones(2, 32, dtype=torch.bool)}, r'\(2, 64\) or .*got \(2, 32\)'),
     ({'ground_K': PINHOLE_K}, 'only used by the pinhole'),
     ({'sat_extractor': NonSquareExtractor()}, 'non-square cells'),
     ({'level_key': 'middle'}, r"no level 'middle' \(it has \['coarse', 'fine'\]\)"),
