@@ -2,6 +2,8 @@
 
 ground image (panorama, or pinhole + K) + north-up satellite crop (+ yaw prior)
     -> orientation estimator (panoramas, when one is loaded): yaw and its spread
+    -> or rotation search (yaw_search='rotation', correlation models): the location model
+       scores yaw candidates inside the prior's range (rotation_search.py)
     -> location estimator with that yaw: heatmap over the crop
     -> heatmap.py: position offset from the crop centre (east, north metres), 2x2
        covariance, confidence.
@@ -28,6 +30,11 @@ from geodistill_core.filtering.calibration import HeatmapCalibration, calibratio
 from geodistill_core.geometry import scale_intrinsics
 from geodistill_core.heatmap import heatmap_to_pose, sharpened_log_softmax
 from geodistill_core.precision import autocast_supported
+from geodistill_core.rotation_search import (
+    YAW_SEARCH_MODES,
+    RotationSearchConfig,
+    search_yaw,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,15 @@ PRECISIONS = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.floa
 # are sharpened with GeoDistill's tau, CCVPE logits are already logits.
 SCORE_TAU = {'correlation': 0.06, 'ccvpe': 1.0}
 ASSETS_DIR = Path(__file__).resolve().parent / 'assets'
+YAW_SOURCES = ('prior', 'orientation_model', 'rotation_search')
+# Rotation search of the embedded defaults (Localizer.default): mode and settings per camera,
+# temperatures fitted on validation drives by bench/bench_yaw_search.py (see its JSON).
+DEFAULT_YAW_SEARCH = {
+    'pinhole': ('none', RotationSearchConfig(range_deg=10.0, coarse_step_deg=2.0,
+                                             fine_step_deg=0.25, temperature=0.01)),
+    'panorama': ('none', RotationSearchConfig(range_deg=45.0, coarse_step_deg=3.0,
+                                              fine_step_deg=0.5, temperature=0.01)),
+}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -67,6 +83,7 @@ class LocalizationResult:
         (what train/calibrate.py fits the calibration on).
     heatmap_floor_prob: the calibrated probability's uniform floor per cell (outlier weight
         / cells; 0 without calibration).
+    yaw_source: where yaw_rad comes from: 'prior', 'orientation_model' or 'rotation_search'.
     """
 
     yaw_rad: torch.Tensor
@@ -78,6 +95,7 @@ class LocalizationResult:
     heatmap_cell_m: float
     heatmap_log_prob_base: torch.Tensor | None = None
     heatmap_floor_prob: float = 0.0
+    yaw_source: str = 'prior'
 
     def item(self, index: int = 0) -> dict:
         """One result as plain numpy / floats."""
@@ -90,7 +108,8 @@ class LocalizationResult:
                 'heatmap_cell_m': self.heatmap_cell_m,
                 'heatmap_log_prob_base': (None if self.heatmap_log_prob_base is None
                                           else self.heatmap_log_prob_base[index].numpy()),
-                'heatmap_floor_prob': self.heatmap_floor_prob}
+                'heatmap_floor_prob': self.heatmap_floor_prob,
+                'yaw_source': self.yaw_source}
 
 
 def _to_batch(images, name: str) -> torch.Tensor:
@@ -129,6 +148,10 @@ class Localizer:
         from_checkpoints reads it from the checkpoint's config.json.
     onnx_runner: an export.runtime.OnnxLocationRunner of the location model (backend
         'onnxruntime': the same scores, then the same heatmap_to_pose), or None (torch).
+    yaw_search: 'none' (the prior, or the orientation model's yaw) or 'rotation' (the
+        location model scores yaw candidates around that yaw: rotation_search.py; torch
+        backend and correlation models only). yaw_search_config: its RotationSearchConfig
+        (range, steps, scoring, temperature); default RotationSearchConfig().
     """
 
     def __init__(self, location_model: torch.nn.Module, *, kind: str,
@@ -138,7 +161,8 @@ class Localizer:
                  precision: str = 'float32', yaw_prior_std_deg: float = 5.0,
                  onnx_runner=None,
                  recommended_meters_per_px: float | None = None,
-                 calibration: HeatmapCalibration | None = None):
+                 calibration: HeatmapCalibration | None = None, yaw_search: str = 'none',
+                 yaw_search_config: RotationSearchConfig | None = None):
         if kind not in SCORE_TAU:
             raise ValueError(f'kind must be one of {sorted(SCORE_TAU)}, got {kind!r}')
         if precision not in PRECISIONS:
@@ -168,6 +192,13 @@ class Localizer:
         if self.orientation_model is not None and camera_model != 'panorama':
             raise ValueError('the orientation estimator works on panoramas; for pinhole '
                              'cameras give a yaw prior (heading) instead')
+        if yaw_search not in YAW_SEARCH_MODES:
+            raise ValueError(f'yaw_search must be one of {YAW_SEARCH_MODES}, got {yaw_search!r}')
+        if yaw_search == 'rotation' and (kind != 'correlation' or onnx_runner is not None):
+            raise ValueError("yaw_search='rotation' needs a correlation location model on the "
+                             f"torch backend (got kind {kind!r}, backend {self.backend!r})")
+        self.yaw_search = yaw_search
+        self.yaw_search_config = yaw_search_config or RotationSearchConfig()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -210,6 +241,10 @@ class Localizer:
     def default(cls, camera_model: str = 'pinhole', **kwargs) -> Localizer:
         """The embedded default model shipped inside the package (geodistill_core/assets)."""
         location = ASSETS_DIR / f'default_{camera_model}_location'
+        if camera_model in DEFAULT_YAW_SEARCH:
+            mode, search_config = DEFAULT_YAW_SEARCH[camera_model]
+            kwargs.setdefault('yaw_search', mode)
+            kwargs.setdefault('yaw_search_config', search_config)
         orientation = ASSETS_DIR / f'default_{camera_model}_orientation'
         if not (location / 'config.json').is_file():
             raise FileNotFoundError(
@@ -228,7 +263,8 @@ class Localizer:
     @torch.inference_mode()
     def localize(self, ground_rgb, satellite_rgb, sat_meters_per_px: float, *,
                  yaw_prior_rad, K=None, camera_height_m: float | None = None,
-                 use_orientation: bool = True) -> LocalizationResult:
+                 use_orientation: bool = True,
+                 use_yaw_search: bool = True) -> LocalizationResult:
         """Localize B ground images in their satellite crops.
 
         ground_rgb: (H, W, 3) uint8 RGB, (B, H, W, 3) uint8 or (B, 3, H, W) float [0, 1].
@@ -237,6 +273,8 @@ class Localizer:
         yaw_prior_rad: float or (B,) map-frame yaw prior of the panorama centre column or
             the optical axis (a north-aligned panorama: pi / 2).
         K: (3, 3) or (B, 3, 3) intrinsics of ground_rgb as given (pinhole only).
+        use_orientation / use_yaw_search: False skips the orientation model / the rotation
+            search (yaw_search='rotation') for this call.
         """
         ground = _to_batch(ground_rgb, 'ground_rgb').to(self.device)
         satellite = _to_batch(satellite_rgb, 'satellite_rgb').to(self.device)
@@ -248,6 +286,8 @@ class Localizer:
             raise ValueError(f'sat_meters_per_px must be > 0, got {sat_meters_per_px}')
         yaw = torch.as_tensor(yaw_prior_rad, dtype=torch.float32, device=self.device)
         yaw = yaw.reshape(-1).expand(B).clone()
+        if not torch.isfinite(yaw).all():
+            raise ValueError(f'yaw_prior_rad must be finite, got {yaw.tolist()}')
         mpp = float(sat_meters_per_px) * satellite.shape[-1] / self.sat_size_px
         ground_K = None
         if self.camera_model == 'pinhole':
@@ -258,17 +298,23 @@ class Localizer:
             ground_K = ground_K.expand(B, 3, 3).to(self.device, torch.float32)
         ground = _resize(ground, self.ground_hw)
         yaw_std = torch.full((B,), self.yaw_prior_std_rad, device=self.device)
+        yaw_source = 'prior'
         if self.orientation_model is not None and use_orientation:
             sat_o = _resize(satellite, (self.orientation_sat_px,) * 2)
             with self._autocast():
                 out = self.orientation_model(sat_o, ground, yaw)
             yaw, yaw_std = out.yaw_rad.float(), out.std_rad.float()
+            yaw_source = 'orientation_model'
         sat = _resize(satellite, (self.sat_size_px, self.sat_size_px))
         height = self.camera_height_m if camera_height_m is None else float(camera_height_m)
-        with self._autocast():
-            scores = (self.onnx_runner or self.location_model)(
-                ground, sat, sat_meters_per_px=mpp, camera_height_m=height,
-                ground_yaw_rad=yaw, ground_K=ground_K)
+        if self.yaw_search == 'rotation' and use_yaw_search:
+            yaw, yaw_std, scores = self._rotation_search(ground, sat, mpp, height, yaw, ground_K)
+            yaw_source = 'rotation_search'
+        else:
+            with self._autocast():
+                scores = (self.onnx_runner or self.location_model)(
+                    ground, sat, sat_meters_per_px=mpp, camera_height_m=height,
+                    ground_yaw_rad=yaw, ground_K=ground_K)
         finest = scores.scores[-1].float()
         cell_m = float(scores.cell_m[-1])
         tau = SCORE_TAU[self.kind]
@@ -281,7 +327,23 @@ class Localizer:
             confidence=pose.confidence.float().cpu(), heatmap_prob=pose.prob.float().cpu(),
             heatmap_cell_m=cell_m,
             heatmap_log_prob_base=sharpened_log_softmax(finest, tau).float().cpu(),
-            heatmap_floor_prob=self.calibration.outlier_weight / n_cells)
+            heatmap_floor_prob=self.calibration.outlier_weight / n_cells,
+            yaw_source=yaw_source)
+
+    def _rotation_search(self, ground, sat, mpp, height, yaw, ground_K):
+        """Rotation search around yaw (B,) -> (yaw (B,), its std (B,), LocationScores there)."""
+        from geodistill_core.models.correlation.yaw_scorer import CorrelationYawScorer
+        conf = self.yaw_search_config
+        tau = SCORE_TAU[self.kind] * self.calibration.temperature
+        with self._autocast():
+            scorer = CorrelationYawScorer(
+                self.location_model, ground, sat, sat_meters_per_px=mpp, camera_height_m=height,
+                ground_K=ground_K, reduce=conf.reduce, levels=conf.levels, tau=tau,
+                chunk=conf.chunk)
+            found = search_yaw(scorer, yaw, conf)
+            yaw = found.yaw_rad.float()
+            scores = scorer.location_scores(yaw)
+        return yaw, found.yaw_var_rad2.sqrt().float(), scores
 
     def warmup(self) -> None:
         """One dummy inference (allocations, cuDNN autotuning) before the first real one."""
