@@ -17,7 +17,7 @@ and correlation stay float32 inside the estimators.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 import logging
 import math
 from pathlib import Path
@@ -33,6 +33,7 @@ from geodistill_core.precision import autocast_supported
 from geodistill_core.rotation_search import (
     YAW_SEARCH_MODES,
     RotationSearchConfig,
+    YawSearchResult,
     search_yaw,
 )
 
@@ -84,6 +85,8 @@ class LocalizationResult:
     heatmap_floor_prob: the calibrated probability's uniform floor per cell (outlier weight
         / cells; 0 without calibration).
     yaw_source: where yaw_rad comes from: 'prior', 'orientation_model' or 'rotation_search'.
+    yaw_search_result: the rotation search's candidates, scores and posterior (None
+        without one).
     """
 
     yaw_rad: torch.Tensor
@@ -96,6 +99,7 @@ class LocalizationResult:
     heatmap_log_prob_base: torch.Tensor | None = None
     heatmap_floor_prob: float = 0.0
     yaw_source: str = 'prior'
+    yaw_search_result: YawSearchResult | None = None
 
     def item(self, index: int = 0) -> dict:
         """One result as plain numpy / floats."""
@@ -307,8 +311,10 @@ class Localizer:
             yaw_source = 'orientation_model'
         sat = _resize(satellite, (self.sat_size_px, self.sat_size_px))
         height = self.camera_height_m if camera_height_m is None else float(camera_height_m)
+        found = None
         if self.yaw_search == 'rotation' and use_yaw_search:
-            yaw, yaw_std, scores = self._rotation_search(ground, sat, mpp, height, yaw, ground_K)
+            found, scores = self._rotation_search(ground, sat, mpp, height, yaw, ground_K)
+            yaw, yaw_std = found.yaw_rad.float(), found.yaw_var_rad2.sqrt().float()
             yaw_source = 'rotation_search'
         else:
             with self._autocast():
@@ -328,10 +334,10 @@ class Localizer:
             heatmap_cell_m=cell_m,
             heatmap_log_prob_base=sharpened_log_softmax(finest, tau).float().cpu(),
             heatmap_floor_prob=self.calibration.outlier_weight / n_cells,
-            yaw_source=yaw_source)
+            yaw_source=yaw_source, yaw_search_result=found)
 
     def _rotation_search(self, ground, sat, mpp, height, yaw, ground_K):
-        """Rotation search around yaw (B,) -> (yaw (B,), its std (B,), LocationScores there)."""
+        """Rotation search around yaw (B,) -> (YawSearchResult, LocationScores at its yaw)."""
         from geodistill_core.models.correlation.yaw_scorer import CorrelationYawScorer
         conf = self.yaw_search_config
         tau = SCORE_TAU[self.kind] * self.calibration.temperature
@@ -341,9 +347,9 @@ class Localizer:
                 ground_K=ground_K, reduce=conf.reduce, levels=conf.levels, tau=tau,
                 chunk=conf.chunk)
             found = search_yaw(scorer, yaw, conf)
-            yaw = found.yaw_rad.float()
-            scores = scorer.location_scores(yaw)
-        return yaw, found.yaw_var_rad2.sqrt().float(), scores
+            scores = scorer.location_scores(found.yaw_rad.float())
+        found = YawSearchResult(*(getattr(found, f.name).cpu() for f in fields(found)))
+        return found, scores
 
     def warmup(self) -> None:
         """One dummy inference (allocations, cuDNN autotuning) before the first real one."""

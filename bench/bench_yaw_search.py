@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Rotation search vs keeping the yaw prior, on the unseen city (issue 12, orientation).
+
+Per camera: fresh synthetic KITTI-layout drives (seed 4242, never the demo's 0 or the
+calibration's 1000): one validation drive through a training city (SynthDowntown, the
+'train' split; it fits the posterior temperature) and three test2 drives through the unseen
+SynthOldTown (pinhole camera, or a 360 camera exporting equirectangular panoramas). The
+yaw prior is the truth plus the split file's dtheta times the range (+-10 deg pinhole,
++-45 deg panorama), the +-10 m shift protocol.
+
+1. Every frame's score curve on a dense grid (fine step, whole range), for each scoring
+   variant (max | logsumexp over positions, finest level | mean of levels), through the
+   Localizer's own rotation search in brute-force mode (yaw_search_result).
+2. The coarse-to-fine search replayed on those curves (it scores a subset of the grid).
+3. Temperature per variant fitted on the validation drive (maximum likelihood of the true
+   yaw under the posterior); the test figures use it: yaw error (median, mean, within 1 and
+   2 deg), NEES of the variance (mean of err^2 / var; 1 = consistent; inside the 95%
+   interval), location error at the searched yaw vs at the prior yaw (and at the true yaw),
+   the Localizer's time per frame. The prior's NEES uses its uniform variance range^2 / 3.
+
+    python bench/bench_yaw_search.py [--camera pinhole|panorama|both]
+        [--checkpoint DIR] [--data-root DIR] [--max-items N] [--out JSON]
+
+Writes bench/results/yaw_search_<camera>.json. Rerun with another --checkpoint (e.g. the
+retrained pinhole model) to remeasure; the data is generated once under data/yaw_search/.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import platform
+import time
+
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, Subset  # noqa: E402
+
+from geodistill_core.data.synthetic.export_kitti import KittiDriveConfig  # noqa: E402
+from geodistill_core.data.synthetic.georef import get_city  # noqa: E402
+from geodistill_core.data.synthetic.presets import SyntheticPreset, make_synthetic  # noqa: E402
+from geodistill_core.evaluation.checkpoints import eval_data_config, read_record  # noqa: E402
+from geodistill_core.evaluation.config import EvalConfig  # noqa: E402
+from geodistill_core.localizer import ASSETS_DIR, DEFAULT_YAW_SEARCH, Localizer  # noqa: E402
+from geodistill_core.rotation_search import (  # noqa: E402
+    posterior_from_scores,
+    posterior_variance,
+    search_yaw,
+)
+from geodistill_core.training.data import build_dataset  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / 'bench' / 'results'
+SEED = 4242
+PRIOR_RANGE_DEG = {'pinhole': 10.0, 'panorama': 45.0}
+VARIANTS = (('max', 'finest'), ('max', 'mean'), ('logsumexp', 'finest'), ('logsumexp', 'mean'))
+TEMPERATURES = np.geomspace(1e-4, 10.0, 101)
+CHI2_95_1DOF = 3.841
+
+
+def data_preset(camera: str) -> SyntheticPreset:
+    """One validation drive (training city) and three test2 drives (unseen city), 50 frames."""
+    return SyntheticPreset(
+        f'yaw_search_{camera}', world_size_m=400.0, cell_m=0.125,
+        kitti_drive=KittiDriveConfig(frames=50, margin_m=40.0, camera=camera),
+        kitti_train_cities=('SynthDowntown',), kitti_train_drives=1, kitti_test1_drives=0,
+        kitti_test2_drives=3, geotiff=None)
+
+
+def dataset(camera: str, checkpoint: Path, data_root: Path, split: str):
+    """The KITTI reader of `split` with the +-range prior and the +-10 m shift protocol;
+    a model trained on VIGOR gets the crop of its training tiles (640 px at its cities')."""
+    record = read_record(checkpoint)
+    conf = EvalConfig(dataset='kitti', split=split, yaw_noise_deg=PRIOR_RANGE_DEG[camera],
+                      seed=SEED, num_workers=0)
+    data = eval_data_config(conf, record, data_root)
+    options = dict(data.reader_options or {})
+    options['shift_range_m'] = 10.0
+    training = (record.get('training_config') or {}).get('data') or {}
+    if training.get('dataset') == 'vigor':
+        cities = training.get('cities') or ('SynthDowntown', 'SynthSuburb', 'SynthIndustrial')
+        crop_m = 640 * float(np.mean([get_city(c).meters_per_px_640 for c in cities]))
+        options['sat_crop_px'] = int(round(crop_m / 0.19583))
+    return build_dataset(replace(data, reader_options=options, val_fraction=0.0), split,
+                         data_root)
+
+
+def wrap_deg(x):
+    return (np.asarray(x) + 180.0) % 360.0 - 180.0
+
+
+def curves(localizer: Localizer, data, variants, max_items: int | None) -> dict:
+    """Dense score curves per variant, truth, prior, and location errors at prior / truth."""
+    if max_items is not None and max_items < len(data):
+        data = Subset(data, range(max_items))
+    loader = DataLoader(data, batch_size=8, shuffle=False, num_workers=0)
+    out = {'curves': {f'{r}/{lv}': [] for r, lv in variants}, 'true': [], 'prior': [],
+           'loc_err_prior': [], 'loc_err_true': [], 'offset_true': []}
+    base = localizer.yaw_search_config
+    for batch in loader:
+        kw = {'K': batch.get('K'), 'camera_height_m': float(batch['camera_height_m'][0])}
+        mpp = float(batch['sat_meters_per_px'][0])
+        truth = batch['eval_true_offset_en_m'].double().numpy()
+        for reduce, levels in variants:
+            localizer.yaw_search_config = replace(
+                base, coarse_step_deg=base.fine_step_deg, reduce=reduce, levels=levels)
+            res = localizer.localize(batch['ground'], batch['satellite'], mpp,
+                                     yaw_prior_rad=batch['yaw_prior_rad'], **kw)
+            found = res.yaw_search_result
+            offsets = (found.candidates_rad - batch['yaw_prior_rad'][:, None].double())
+            out['curves'][f'{reduce}/{levels}'].append(
+                np.stack([offsets.numpy(), found.scores.numpy()], 1))
+        localizer.yaw_search_config = base
+        for key, yaw in (('loc_err_prior', batch['yaw_prior_rad']), ('loc_err_true',
+                                                                       batch['yaw_rad'])):
+            res = localizer.localize(batch['ground'], batch['satellite'], mpp, yaw_prior_rad=yaw,
+                                     use_yaw_search=False, **kw)
+            out[key].append(np.linalg.norm(res.offset_en_m.double().numpy() - truth, axis=1))
+        out['true'].append(batch['yaw_rad'].double().numpy())
+        out['prior'].append(batch['yaw_prior_rad'].double().numpy())
+        out['offset_true'].append(truth)
+    return {k: ({n: np.concatenate(v) for n, v in val.items()} if isinstance(val, dict)
+                else np.concatenate(val)) for k, val in out.items()}
+
+
+def replay(dense: np.ndarray, config, temperature: float):
+    """Coarse-to-fine search replayed on dense curves (N, 2, M) -> (offset (N,), var (N,))."""
+    offsets = torch.from_numpy(dense[:, 0])
+    scores = torch.from_numpy(dense[:, 1])
+    config = replace(config, temperature=temperature)
+
+    def lookup(yaw_offsets):  # candidates always lie on the dense grid
+        idx = (yaw_offsets.double()[:, :, None] - offsets[:, None, :]).abs().argmin(-1)
+        return scores.gather(1, idx)
+
+    found = search_yaw(lookup, torch.zeros(dense.shape[0], dtype=torch.float64), config)
+    return found.yaw_rad.numpy(), found.yaw_var_rad2.numpy()
+
+
+def fit_temperature(dense: np.ndarray, true_offset_rad: np.ndarray, config) -> float:
+    """Maximum likelihood of the true yaw under the dense-grid posterior, over TEMPERATURES."""
+    x = torch.from_numpy(dense[:, 0])
+    s = torch.from_numpy(dense[:, 1])
+    best, best_ll = float(TEMPERATURES[0]), -math.inf
+    for t in TEMPERATURES:
+        xs, _, p, widths = posterior_from_scores(x, s, config.range_deg, float(t))
+        edges_hi = xs + widths / 2
+        idx = torch.searchsorted(edges_hi, torch.from_numpy(true_offset_rad)[:, None])
+        idx = idx.clamp(max=xs.shape[1] - 1)
+        density = p.gather(1, idx)[:, 0] / widths.gather(1, idx)[:, 0].clamp(min=1e-12)
+        ll = float(density.clamp(min=1e-300).log().mean())
+        if ll > best_ll:
+            best, best_ll = float(t), ll
+    return best
+
+
+def yaw_stats(err_deg: np.ndarray, var_rad2: np.ndarray) -> dict:
+    err = np.abs(err_deg)
+    nees = np.radians(err) ** 2 / var_rad2
+    return {'median_deg': float(np.median(err)), 'mean_deg': float(np.mean(err)),
+            'within_1_deg': float(np.mean(err <= 1)), 'within_2_deg': float(np.mean(err <= 2)),
+            'nees_mean': float(np.mean(nees)), 'inside_95': float(np.mean(nees <= CHI2_95_1DOF)),
+            'std_deg_median': float(np.degrees(np.median(np.sqrt(var_rad2))))}
+
+
+def loc_stats(err_m: np.ndarray) -> dict:
+    return {'mean_m': float(np.mean(err_m)), 'median_m': float(np.median(err_m)),
+            'within_1_m': float(np.mean(err_m <= 1)), 'within_3_m': float(np.mean(err_m <= 3))}
+
+
+def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
+               max_items: int | None) -> dict:
+    """The report of one camera (module doc); data_root None: the generated default data."""
+    if data_root is None:
+        data_root = ROOT / 'data' / 'yaw_search' / camera / 'kitti'
+        make_synthetic(data_preset(camera), data_root.parent, seed=SEED, layout='kitti',
+                       progress=False)
+    config = replace(DEFAULT_YAW_SEARCH[camera][1], range_deg=PRIOR_RANGE_DEG[camera])
+    localizer = Localizer.from_checkpoints(checkpoint, device='cpu', yaw_search='rotation',
+                                           yaw_search_config=config)
+    report = {'camera': camera, 'checkpoint': str(checkpoint), 'data_root': str(data_root),
+              'seed': SEED, 'prior_range_deg': PRIOR_RANGE_DEG[camera],
+              'search': config.to_dict(), 'variants': {}}
+    start = time.perf_counter()
+    val = curves(localizer, dataset(camera, checkpoint, data_root, 'train'), VARIANTS,
+                 max_items)
+    test = curves(localizer, dataset(camera, checkpoint, data_root, 'test2'), VARIANTS,
+                  max_items)
+    report['frames'] = {'validation': int(len(val['true'])), 'test2': int(len(test['true']))}
+    prior_err = wrap_deg(np.degrees(test['prior'] - test['true']))
+    prior_var = np.full(prior_err.shape, math.radians(PRIOR_RANGE_DEG[camera]) ** 2 / 3)
+    report['prior'] = {'yaw': yaw_stats(prior_err, prior_var),
+                       'location_at_prior_yaw': loc_stats(test['loc_err_prior']),
+                       'location_at_true_yaw': loc_stats(test['loc_err_true'])}
+    for name in test['curves']:
+        val_true = np.radians(wrap_deg(np.degrees(val['true'] - val['prior'])))
+        temperature = fit_temperature(val['curves'][name], val_true, config)
+        entry = {'temperature': temperature}
+        for mode, step in (('coarse_to_fine', config.coarse_step_deg),
+                           ('brute_force', config.fine_step_deg)):
+            offset, var = replay(test['curves'][name], replace(config, coarse_step_deg=step),
+                                 temperature)
+            err = wrap_deg(np.degrees(test['prior'] + offset - test['true']))
+            entry[mode] = yaw_stats(err, var)
+        report['variants'][name] = entry
+    report['curves_wall_s'] = time.perf_counter() - start
+    best = min(report['variants'], key=lambda n: report['variants'][n]['coarse_to_fine'][
+        'median_deg'])
+    reduce, levels = best.split('/')
+    chosen = replace(config, reduce=reduce, levels=levels,
+                     temperature=report['variants'][best]['temperature'])
+    report['chosen'] = chosen.to_dict()
+    report['searched'] = searched(localizer, chosen, dataset(camera, checkpoint, data_root,
+                                                              'test2'), max_items)
+    report['machine'] = {'platform': platform.platform(), 'processor': platform.processor(),
+                         'threads': torch.get_num_threads()}
+    return report
+
+
+def searched(localizer: Localizer, config, data, max_items: int | None) -> dict:
+    """The real Localizer path (coarse to fine) with the chosen variant: yaw and location
+    errors, time per frame (batch of one)."""
+    localizer.yaw_search_config = config
+    if max_items is not None and max_items < len(data):
+        data = Subset(data, range(max_items))
+    loader = DataLoader(data, batch_size=1, shuffle=False, num_workers=0)
+    err, var, loc_err, times = [], [], [], []
+    for batch in loader:
+        start = time.perf_counter()
+        res = localizer.localize(batch['ground'], batch['satellite'],
+                                 float(batch['sat_meters_per_px'][0]),
+                                 yaw_prior_rad=batch['yaw_prior_rad'], K=batch.get('K'),
+                                 camera_height_m=float(batch['camera_height_m'][0]))
+        times.append(time.perf_counter() - start)
+        err.append(wrap_deg(np.degrees(float(res.yaw_rad[0]) - float(batch['yaw_rad'][0]))))
+        var.append(float(res.yaw_std_rad[0]) ** 2)
+        loc_err.append(float(np.linalg.norm(res.offset_en_m[0].double().numpy()
+                                            - batch['eval_true_offset_en_m'][0].double().numpy())))
+    return {'yaw': yaw_stats(np.array(err), np.array(var)),
+            'location_at_searched_yaw': loc_stats(np.array(loc_err)),
+            'ms_per_frame_median': 1e3 * float(np.median(times))}
+
+
+def main(args=None) -> list[Path]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--camera', default='both', choices=('pinhole', 'panorama', 'both'))
+    parser.add_argument('--checkpoint', type=Path,
+                        help='location checkpoint (default: the embedded default model)')
+    parser.add_argument('--data-root', type=Path,
+                        help='KITTI-layout root (default: data/yaw_search/<camera>/kitti)')
+    parser.add_argument('--max-items', type=int, help='first N frames of each split')
+    parser.add_argument('--out', type=Path, help='JSON (default: bench/results/'
+                                                 'yaw_search_<camera>.json)')
+    ns = parser.parse_args(args)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    torch.set_num_threads(1)
+    written = []
+    for camera in (('pinhole', 'panorama') if ns.camera == 'both' else (ns.camera,)):
+        checkpoint = ns.checkpoint or ASSETS_DIR / f'default_{camera}_location'
+        report = run_camera(camera, checkpoint, ns.data_root, ns.max_items)
+        out = ns.out or RESULTS / f'yaw_search_{camera}.json'
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + '\n')
+        logging.info('%s: %s', out, json.dumps({k: report[k] for k in ('prior', 'searched')}))
+        written.append(out)
+    return written
+
+
+if __name__ == '__main__':
+    main()
