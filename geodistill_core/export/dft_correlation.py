@@ -113,9 +113,12 @@ class DftCorrelation(nn.Module):
         return q_re @ self._m('inv_col_cos', x.dtype) - q_im @ self._m('inv_col_sin', x.dtype)
 
     def forward(self, satellite: torch.Tensor, template: torch.Tensor, valid: torch.Tensor,
-                pair: torch.Tensor, eps: float = DEFAULT_ENERGY_EPS) -> torch.Tensor:
+                pair: torch.Tensor, eps: float = DEFAULT_ENERGY_EPS,
+                window_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Cosine scores (B, H, W) in [-1, 1] of template b (B, C, r, c) with valid cells
-        (B, r, c) on satellite map pair[b] of satellite (Bs, C, h, w); float32."""
+        (B, r, c) on satellite map pair[b] of satellite (Bs, C, h, w); float32.
+        window_weight: optional (B, r, c) weight of the satellite window (as in
+        masked_cosine_correlation)."""
         if satellite.shape[-2:] != self.map_hw or template.shape[-2:] != self.template_hw:
             raise ValueError(f'built for maps {self.map_hw} and templates {self.template_hw}, '
                              f'got {tuple(satellite.shape)} and {tuple(template.shape)}')
@@ -124,8 +127,14 @@ class DftCorrelation(nn.Module):
         tpl = template.float() * mask
         sat_energy = (sat * sat).sum(dim=1, keepdim=True)  # (Bs, 1, h, w)
         tpl_energy = (tpl * tpl).flatten(1).sum(dim=1).view(-1, 1, 1)  # (B, 1, 1)
-        dot = self.correlate(sat, tpl, pair)
-        win_energy = self.correlate(sat_energy.double(), mask.double(), pair).float()
+        if window_weight is None:
+            dot = self.correlate(sat, tpl, pair)
+            win_energy = self.correlate(sat_energy.double(), mask.double(), pair).float()
+        else:
+            weight = window_weight.float().unsqueeze(1) * mask
+            dot = self.correlate(sat, tpl * weight, pair)
+            win_energy = self.correlate(sat_energy.double(), (weight * weight).double(),
+                                        pair).float()
         map_energy = sat_energy.flatten(1).sum(1)[pair]
         empty_below = (EMPTY_WINDOW_REL[torch.float32] * map_energy).clamp_min(eps)
         empty_below = empty_below.view(-1, 1, 1)

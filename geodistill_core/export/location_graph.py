@@ -116,4 +116,7 @@ class ExportableLocationModel(nn.Module):
                                         yaw_rad.to(torch.float32), height_cells,
                                         self.ground_hw, ground_K)
         template = project_to_bev(features, confidence, sampling)
-        return self.correlation(satellite, template.weighted(), template.valid, pair)
+        window_weight = (template.confidence[:, 0]
+                         if estimator.config.confidence_weighting == 'both' else None)
+        return self.correlation(satellite, template.weighted(), template.valid, pair,
+                                window_weight=window_weight)

@@ -92,6 +92,9 @@ class ModelConfig:
         record's default source).
     levels: backbone output indices used as heatmap levels, coarse to fine ('correlation').
     camera_model: 'panorama' | 'pinhole'.
+    positions, learned_confidence, confidence_weighting: the correlation estimator's
+        (CorrelationEstimatorConfig; missing in an old checkpoint = today's defaults
+        'same', True, 'ground'; the paper presets use G2SWeakly's 'valid' and 'both').
     estimator: the estimator's own config dict for kinds that have one ('ccvpe':
         DescriptorEstimatorConfig.to_dict(), 'orientation': OrientationEstimatorConfig
         .to_dict(); missing keys take their defaults).
@@ -108,6 +111,7 @@ class ModelConfig:
     template_fraction: float = 0.4
     positions: str = 'same'
     learned_confidence: bool = True
+    confidence_weighting: str = 'ground'
     estimator: dict[str, Any] | None = None
 
     def __post_init__(self):
@@ -150,6 +154,9 @@ class LoopConfig:
         holds the latest epoch (a fixed schedule; validation is still logged).
         Distillation uses 'last': its label-free validation losses do not track
         localisation (README, GeoDistill benchmark).
+    report_val_error: also compute the localisation error on the validation split and log
+        it with the epoch's metrics (the learning curve of a model card) without selecting
+        on it: the labels of the held-out validation drives are read for the report only.
     amp: 'none' | 'bf16' | 'fp16': autocast of the networks (correlation, softmax and losses
         stay float32). CUDA: bf16, or fp16 with a gradient scaler. CPU: bf16 only, on CPUs
         with native bfloat16 (AVX512-BF16 or AMX; geodistill_core.precision); elsewhere it
@@ -170,6 +177,7 @@ class LoopConfig:
     checkpoint_every_steps: int = 200
     log_every_steps: int = 20
     select_metric: str = 'loss'
+    report_val_error: bool = False
     amp: str = 'none'
     channels_last: bool = True
     activation_checkpointing: bool = False

@@ -95,7 +95,7 @@ class DistillObjective(Objective):
             self.train_module = DistillLossModule(self.student, self.teacher, config,
                                                   camera_model, yaw_key)
             self.schedule = TeacherSchedule(config.teacher_update, config.ema_alpha,
-                                            config.ema_every_steps)
+                                            config.ema_every_steps, config.ema_scope)
         else:
             if not supports_all_pairs(base_model):
                 raise ValueError("mode 'augment' trains with the weak in-batch loss, which "

@@ -1,8 +1,10 @@
 """Teacher updates for GeoDistill (method.md section 4) and the paper's ablations.
 
-- 'ema': theta_t <- alpha theta_t + (1 - alpha) theta_s for every floating-point
-  parameter and buffer (alpha = 0.9 in the paper); integer buffers (BatchNorm's
-  num_batches_tracked) are copied from the student.
+- 'ema': theta_t <- alpha theta_t + (1 - alpha) theta_s (alpha = 0.9 in the paper).
+  scope 'state' (default): every floating-point parameter and buffer; integer buffers
+  (BatchNorm's num_batches_tracked) are copied from the student. scope 'parameters' (the
+  reference's): parameters only; the teacher keeps its own buffers (it runs in eval mode,
+  so its BatchNorm statistics stay the base model's).
 - 'previous_student': theta_t <- theta_s (alpha = 0).
 - 'fixed': the teacher never changes.
 
@@ -20,17 +22,28 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, 'module', module)
 
 
-@torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, alpha: float) -> None:
-    """theta_t <- alpha theta_t + (1 - alpha) theta_s, in place, over the state dicts.
+EMA_SCOPES = ('state', 'parameters')
 
-    Floating-point entries are blended (computed in float64 when either is float64);
-    other entries are copied from the student. Both modules must have equal keys/shapes.
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, alpha: float,
+               scope: str = 'state') -> None:
+    """theta_t <- alpha theta_t + (1 - alpha) theta_s, in place.
+
+    scope 'state': over the state dicts: floating-point entries are blended, other entries
+    copied from the student. 'parameters': over named_parameters only (buffers untouched).
+    Both modules must have equal keys/shapes.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f'alpha must lie in [0, 1], got {alpha}')
-    t_state = _unwrap(teacher).state_dict(keep_vars=True)
-    s_state = _unwrap(student).state_dict(keep_vars=True)
+    if scope not in EMA_SCOPES:
+        raise ValueError(f'scope must be one of {EMA_SCOPES}, got {scope!r}')
+    if scope == 'parameters':
+        t_state = dict(_unwrap(teacher).named_parameters())
+        s_state = dict(_unwrap(student).named_parameters())
+    else:
+        t_state = _unwrap(teacher).state_dict(keep_vars=True)
+        s_state = _unwrap(student).state_dict(keep_vars=True)
     if t_state.keys() != s_state.keys():
         diff = sorted(set(t_state) ^ set(s_state))
         raise ValueError(f'teacher and student differ in keys: {diff[:8]}')
@@ -53,11 +66,13 @@ def copy_weights(teacher: nn.Module, student: nn.Module) -> None:
 @dataclass(frozen=True)
 class TeacherSchedule:
     """update: 'ema' | 'fixed' | 'previous_student'; alpha: EMA decay;
-    every_steps: 0 = once at the end of every epoch, N > 0 = after every N-th step."""
+    every_steps: 0 = once at the end of every epoch, N > 0 = after every N-th step;
+    scope: what the EMA averages ('state' | 'parameters', ema_update)."""
 
     update: str = 'ema'
     alpha: float = 0.9
     every_steps: int = 0
+    scope: str = 'state'
 
     def __post_init__(self):
         if self.update not in ('ema', 'fixed', 'previous_student'):
@@ -66,7 +81,7 @@ class TeacherSchedule:
     def apply(self, teacher: nn.Module, student: nn.Module) -> bool:
         """Update the teacher now; returns whether it changed."""
         if self.update == 'ema':
-            ema_update(teacher, student, self.alpha)
+            ema_update(teacher, student, self.alpha, self.scope)
         elif self.update == 'previous_student':
             copy_weights(teacher, student)
         return self.update != 'fixed'

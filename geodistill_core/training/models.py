@@ -142,7 +142,8 @@ def build_correlation_model(config: ModelConfig) -> LocationModel:
     estimator_config = CorrelationEstimatorConfig(
         levels=tuple(levels), camera_model=config.camera_model,
         template_fraction=config.template_fraction, positions=config.positions,
-        learned_confidence=config.learned_confidence)
+        learned_confidence=config.learned_confidence,
+        confidence_weighting=config.confidence_weighting)
     estimator = CorrelationLocationEstimator(
         estimator_config,
         _backbone(config.ground_backbone, config.ground_weights, config.pretrained,

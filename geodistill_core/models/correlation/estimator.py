@@ -50,6 +50,7 @@ from geodistill_core.models.correlation.sliding_correlation import (
 from geodistill_core.models.feature_levels import select_level
 
 NORTH_ALIGNED_PANORAMA_YAW_RAD = math.pi / 2
+CONFIDENCE_WEIGHTINGS = ('ground', 'both')
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,11 @@ class CorrelationEstimatorConfig:
     camera_model: 'panorama' (equirectangular) or 'pinhole' (needs K in forward).
     template_fraction: BEV template side / satellite feature side (odd cell count nearest).
     positions: 'same' (every satellite feature cell a candidate) or 'valid'.
-    learned_confidence: weight the template by a learned per-cell confidence.
+    learned_confidence: weight the template by a learned per-cell confidence c.
+    confidence_weighting: 'ground' (score cos(sat, g * c): c weights the template only;
+        the default, which every model saved before the option keeps) or 'both'
+        (cos(sat * c, g * c), G2SWeakly's: c also weights the satellite window, so a cell
+        of low confidence counts little in the window norm too).
     correlation_method: 'auto', 'conv' or 'fft' (sliding_correlation.py; same scores).
     """
 
@@ -91,6 +96,7 @@ class CorrelationEstimatorConfig:
     positions: str = 'same'
     learned_confidence: bool = True
     correlation_method: str = 'auto'
+    confidence_weighting: str = 'ground'
 
     def __post_init__(self):
         if not self.levels:
@@ -105,6 +111,9 @@ class CorrelationEstimatorConfig:
             raise ValueError(f'template_fraction must be in (0, 1], got {self.template_fraction}')
         if self.positions not in POSITIONS:
             raise ValueError(f'positions must be one of {POSITIONS}, got {self.positions!r}')
+        if self.confidence_weighting not in CONFIDENCE_WEIGHTINGS:
+            raise ValueError(f'confidence_weighting must be one of {CONFIDENCE_WEIGHTINGS}, '
+                             f'got {self.confidence_weighting!r}')
         if self.correlation_method not in METHODS:
             raise ValueError(f'correlation_method must be one of {METHODS}, '
                              f'got {self.correlation_method!r}')
@@ -300,9 +309,11 @@ class CorrelationLocationEstimator(nn.Module):
                                        sat_meters_per_px)
         templates = self.ground_templates(ground_images, geometry, camera_height_m,
                                           ground_yaw_rad, ground_K, ground_visible_cols)
+        both = self.config.confidence_weighting == 'both'
         scores = [masked_cosine_correlation(sat, tpl.weighted(), tpl.valid,
                                             self.config.positions, all_pairs,
-                                            self.config.correlation_method)
+                                            self.config.correlation_method,
+                                            window_weight=tpl.confidence[:, 0] if both else None)
                   for sat, tpl in zip(satellite_features, templates, strict=True)]
         return LocationScores(scores, [geo.cell_m for geo in geometry])
 

@@ -133,7 +133,8 @@ def _correlate_fft(x: torch.Tensor, k: torch.Tensor, positions: str, all_pairs: 
 def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,
                               valid: torch.Tensor, positions: str = 'same',
                               all_pairs: bool = False, method: str = 'auto',
-                              eps: float = DEFAULT_ENERGY_EPS) -> torch.Tensor:
+                              eps: float = DEFAULT_ENERGY_EPS,
+                              window_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cosine similarity of each template against each satellite window.
 
     satellite: (Bs, C, h, w) satellite feature map.
@@ -144,9 +145,15 @@ def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,
         True scores every satellite m against every template n -> (Bs, Bg, H, W).
     method: 'auto', 'conv' or 'fft' (same result to round-off; see module doc).
     eps: absolute floor on the energies; all-zero templates and empty windows score 0.
+    window_weight: optional (Bg, r, c) per-cell weight of the satellite window (G2SWeakly:
+        the template's confidence c, so that the score is cos(sat * c, g * c) when the
+        template is g * c); None weights every valid cell 1 (cos(sat, template)).
     Returns scores in [-1, 1], float32 (float64 for float64 inputs).
     """
     _check_inputs(satellite, template, valid, positions, all_pairs, method)
+    if window_weight is not None and window_weight.shape != valid.shape:
+        raise ValueError(f'window_weight must be (Bg, r, c) = {tuple(valid.shape)}, '
+                         f'got {tuple(window_weight.shape)}')
     dtype = torch.float64 if torch.float64 in (satellite.dtype, template.dtype) else torch.float32
     r, c = template.shape[-2:]
     if method == 'auto':
@@ -159,8 +166,14 @@ def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,
         tpl = template.to(dtype) * mask
         sat_energy = (sat * sat).sum(dim=1, keepdim=True)  # (Bs, 1, h, w)
         tpl_energy = (tpl * tpl).flatten(1).sum(dim=1)  # (Bg,)
-        dot = correlate(sat, tpl, positions, all_pairs, dtype)
-        win_energy = correlate(sat_energy, mask, positions, all_pairs, torch.float64)
+        if window_weight is None:
+            dot = correlate(sat, tpl, positions, all_pairs, dtype)
+            win_energy = correlate(sat_energy, mask, positions, all_pairs, torch.float64)
+        else:
+            weight = window_weight.to(device=sat.device, dtype=dtype).unsqueeze(1) * mask
+            dot = correlate(sat, tpl * weight, positions, all_pairs, dtype)
+            win_energy = correlate(sat_energy, weight * weight, positions, all_pairs,
+                                   torch.float64)
         map_energy = sat_energy.detach().flatten(1).sum(1)
         empty_below = (EMPTY_WINDOW_REL[dtype] * map_energy).clamp_min(eps)
         if all_pairs:  # (Bs, Bg, H, W)

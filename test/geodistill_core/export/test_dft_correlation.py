@@ -64,3 +64,15 @@ def test_sizes_are_checked():
         module(satellite, template, valid, torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match='odd'):
         DftCorrelation((12, 12), (4, 5))
+
+
+@pytest.mark.parametrize('positions,h,w,r,c', [CASES[0], CASES[5]])
+def test_window_weight_equals_the_sliding_correlation(positions, h, w, r, c):
+    satellite, template, valid = random_case(2, 4, h, w, r, c, seed=3)
+    weight = torch.rand(valid.shape, generator=torch.Generator().manual_seed(4))
+    module = DftCorrelation((h, w), (r, c), positions)
+    scores = module(satellite, template, valid, torch.arange(2), window_weight=weight)
+    reference = masked_cosine_correlation(satellite, template, valid, positions, method='conv',
+                                          window_weight=weight)
+    torch.testing.assert_close(scores, reference, atol=1e-5, rtol=0)
+    assert (scores - module(satellite, template, valid, torch.arange(2))).abs().max() > 1e-2

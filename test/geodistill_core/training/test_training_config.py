@@ -43,6 +43,16 @@ def test_preset_values_follow_the_paper():
     kitti = preset('kitti', 'distill')
     assert kitti.model.camera_model == 'pinhole' and kitti.loop.epochs == 10
     assert kitti.distill.stripe_frac_range == (0.17, 0.25)
+    for paper in ('vigor_cross', 'vigor_same', 'kitti'):  # G2SWeakly's correlation details
+        conf = preset(paper, 'distill')
+        assert (conf.model.ground_backbone, conf.model.satellite_backbone) == (
+            'vgg16_unet_g2s', 'vgg16_unet_g2s')
+        assert (conf.model.positions, conf.model.confidence_weighting) == ('valid', 'both')
+        assert conf.distill.ema_scope == 'parameters'
+        assert conf.distill.patch_px == (14, 14)
+        assert conf.distill.patch_frac_range == (1 / 3, 1 / 2)
+    assert preset('synthetic_bench', 'distill').distill.ema_scope == 'state'
+    assert preset('synthetic_bench').model.confidence_weighting == 'ground'
     with pytest.raises(ValueError, match='unknown preset'):
         preset('nope')
 

@@ -68,3 +68,28 @@ def test_schedule_every_n_steps():
     gap = student[0].weight - start
     torch.testing.assert_close(teacher[0].weight, start + 0.75 * gap, rtol=0, atol=1e-6)
     assert not schedule.after_epoch(teacher, student)
+
+
+def test_parameter_scope_averages_parameters_and_leaves_every_buffer():
+    """scope 'parameters' (the reference): weights move by 0.1 of the gap; BatchNorm running
+    statistics and num_batches_tracked stay the teacher's own (the 'state' scope moves them)."""
+    teacher, student = pair()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    ema_update(teacher, student, 0.9, scope='parameters')
+    params = dict(teacher.named_parameters())
+    for key, value in teacher.state_dict().items():
+        if key in params:
+            expected = before[key] + 0.1 * (student.state_dict()[key] - before[key])
+            torch.testing.assert_close(value, expected, rtol=0, atol=1e-6)
+        else:
+            assert torch.equal(value, before[key]), key
+    assert teacher[1].num_batches_tracked.item() == 0
+    ema_update(teacher, student, 0.9)  # the default scope does move the buffers
+    torch.testing.assert_close(teacher[1].running_mean, before['1.running_mean'] + 0.1,
+                               rtol=0, atol=1e-6)
+    schedule = TeacherSchedule('ema', 0.9, scope='parameters')
+    kept = teacher[1].running_mean.clone()
+    schedule.after_epoch(teacher, student)
+    assert torch.equal(teacher[1].running_mean, kept)
+    with pytest.raises(ValueError, match='scope'):
+        ema_update(teacher, student, 0.9, scope='buffers')

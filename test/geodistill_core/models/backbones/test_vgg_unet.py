@@ -83,3 +83,17 @@ def test_missing_weights_file_names_path_and_how_to_get_it(tmp_path):
     assert "torchvision.models.vgg16(weights='IMAGENET1K_V1')" in str(error.value)
     with pytest.raises(FileNotFoundError, match='needs BackboneConfig.weights'):
         build_backbone(BackboneConfig('vgg16_unet', weights=None, pretrained=True))
+
+
+def test_g2s_variant_has_g2sweakly_decoder_widths_and_the_same_encoder():
+    """vgg16_unet_g2s: decoder 64 (1/4) and 16 (1/2) channels as G2SWeakly; parameter count
+    by hand: decode_4 (256 + 128 -> 64, 64 -> 64) and decode_2 (64 + 64 -> 16, 16 -> 16),
+    3x3 convolutions with bias, on top of VGG16 conv1_1 .. conv3_3."""
+    record = get_backbone_record('vgg16_unet_g2s')
+    assert record.channels == (256, 64, 16) and record.strides_px == (8, 4, 2)
+    model = build_backbone(BackboneConfig('vgg16_unet_g2s', weights=None, pretrained=False))
+    decoder = (384 * 64 * 9 + 64) + (64 * 64 * 9 + 64) + (128 * 16 * 9 + 16) + (16 * 16 * 9 + 16)
+    assert sum(p.numel() for p in model.parameters()) == 1_735_488 + decoder
+    levels = model(torch.randn(1, 3, 32, 64))
+    assert [tuple(x.shape) for x in levels] == [(1, 256, 4, 8), (1, 64, 8, 16), (1, 16, 16, 32)]
+    assert record.load_weights is load_vgg16_weights  # the same torchvision file

@@ -389,3 +389,39 @@ def test_cuda_matches_cpu(tiny_conv_extractor):
     for c, g in zip(cpu.scores, gpu.scores, strict=True):
         assert g.device.type == 'cuda'
         torch.testing.assert_close(g.cpu(), c, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize('positions', ['same', 'valid'])
+def test_confidence_on_both_sides_scores_cos_of_weighted_satellite_and_ground(
+        tiny_conv_extractor, positions):
+    """confidence_weighting='both' (G2SWeakly): score = cos(sat * c, g * c), checked window by
+    window at the finest level; 'ground' (the default, what old configs mean) differs."""
+    import torch.nn.functional as F
+    est = tiny_estimator(tiny_conv_extractor, positions=positions)
+    both = CorrelationLocationEstimator(
+        CorrelationEstimatorConfig(levels=est.config.levels, positions=positions,
+                                   confidence_weighting='both'),
+        est.ground_extractor, est.satellite_extractor)
+    both.confidence_heads = est.confidence_heads
+    assert CorrelationEstimatorConfig.from_dict(
+        {k: v for k, v in est.config.to_dict().items() if k != 'confidence_weighting'}
+    ).confidence_weighting == 'ground'
+    torch.manual_seed(2)
+    ground, satellite = torch.randn(1, 3, 32, 128), torch.randn(1, 3, 64, 64)
+    kwargs = {'sat_meters_per_px': 0.5, 'camera_height_m': 2.0}
+    with torch.no_grad():
+        got = both(ground, satellite, **kwargs).scores[1][0].double()
+        plain = est(ground, satellite, **kwargs).scores[1][0].double()
+        sat = est.satellite_levels(satellite)[1][0].double()
+        geometry = est.level_geometry((64, 64), est.satellite_levels(satellite), 0.5)
+        tpl = est.ground_templates(ground, geometry, 2.0)[1]
+    g, c = tpl.features[0].double(), tpl.confidence[0, 0].double()
+    r, cc = c.shape
+    if positions == 'same':
+        sat = F.pad(sat, ((cc - 1) // 2,) * 2 + ((r - 1) // 2,) * 2)
+    H, W = got.shape
+    for i, j in ((0, 0), (H // 2, W // 2), (H - 1, W - 3), (H // 3, W - 1)):
+        a = (sat[:, i:i + r, j:j + cc] * c).flatten()
+        b = (g * c).flatten()
+        assert float(got[i, j]) == pytest.approx(float(a @ b / (a.norm() * b.norm())), abs=1e-4)
+    assert (got - plain).abs().max() > 1e-3

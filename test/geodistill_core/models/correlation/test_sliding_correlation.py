@@ -219,3 +219,54 @@ def test_auto_takes_the_fft_for_paired_templates_above_nine_cells():
     pairs = masked_cosine_correlation(sat, tpl, valid, all_pairs=True)
     assert torch.equal(pairs, masked_cosine_correlation(sat, tpl, valid, all_pairs=True,
                                                         method='conv'))
+
+
+def _loop(sat, g, conf, positions):
+    """cos(sat * c, g * c) window by window, written out (G2SWeakly's confidence on both
+    sides): sat (C, h, w), g (C, r, c) ground features, conf (r, c), 0 on invalid cells."""
+    sat, g, conf = sat.double(), g.double(), conf.double()
+    C, h, w = sat.shape
+    _, r, c = g.shape
+    if positions == 'same':
+        sat = F.pad(sat, ((c - 1) // 2, (c - 1) // 2, (r - 1) // 2, (r - 1) // 2))
+        H, W = h, w
+    else:
+        H, W = h - r + 1, w - c + 1
+    out = torch.zeros(H, W, dtype=torch.float64)
+    for i in range(H):
+        for j in range(W):
+            a = (sat[:, i:i + r, j:j + c] * conf).flatten()
+            b = (g * conf).flatten()
+            na, nb = float(a.norm()), float(b.norm())
+            out[i, j] = float(a @ b) / (na * nb) if na and nb else 0.0
+    return out
+
+
+@pytest.mark.parametrize('method', ['conv', 'fft'])
+@pytest.mark.parametrize('positions', ['same', 'valid'])
+@pytest.mark.parametrize('all_pairs', [False, True])
+def test_window_weight_scores_cos_of_both_sides_weighted(method, positions, all_pairs):
+    sat, g, valid = random_case(seed=4)
+    conf = torch.rand(valid.shape, generator=torch.Generator().manual_seed(5)) * valid
+    scores = masked_cosine_correlation(sat, g * conf[:, None], valid, positions, all_pairs,
+                                       method, window_weight=conf)
+    for m in range(2):
+        for n in range(2):
+            if not all_pairs and m != n:
+                continue
+            got = scores[m, n] if all_pairs else scores[m]
+            torch.testing.assert_close(got.double(), _loop(sat[m], g[n], conf[n], positions),
+                                       atol=1e-4, rtol=0)
+    # the counter-example: without the window weight it is cos(sat, g * c), which differs
+    plain = masked_cosine_correlation(sat, g * conf[:, None], valid, positions, all_pairs,
+                                      method)
+    assert (plain - scores).abs().max() > 1e-2
+    # a constant confidence gives the unweighted score (cosine is scale-invariant)
+    ones = valid.double().float()
+    torch.testing.assert_close(
+        masked_cosine_correlation(sat, g, valid, positions, all_pairs, method,
+                                  window_weight=0.5 * ones),
+        masked_cosine_correlation(sat, g, valid, positions, all_pairs, method), atol=1e-5,
+        rtol=0)
+    with pytest.raises(ValueError, match='window_weight'):
+        masked_cosine_correlation(sat, g, valid, positions, window_weight=conf[:, :1])
