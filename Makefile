@@ -53,7 +53,7 @@ bench-train-accuracy: setup
 # CI shortens it: make demo DEMO_ARGS='--frames 40'
 DEMO_ARGS ?=
 demo: setup
-	$(PY) -m geodistill_ros.demo $(DEMO_ARGS)
+	$(PY) -m geodistill_ros.replay.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

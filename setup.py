@@ -37,10 +37,10 @@ setup(
     python_requires='>=3.10',
     entry_points={
         'console_scripts': [
-            'localizer_node = geodistill_ros.node:main',
-            'geodistill-kitti2bag = geodistill_ros.kitti_bag:main',
-            'geodistill-replay = geodistill_ros.replay:main',
-            'geodistill-demo = geodistill_ros.demo:main',
+            'localizer_node = geodistill_ros.node.localizer_node:main',
+            'geodistill-kitti2bag = geodistill_ros.bags.kitti2bag:main',
+            'geodistill-replay = geodistill_ros.replay.evaluate:main',
+            'geodistill-demo = geodistill_ros.replay.demo:main',
             'geodistill-export = geodistill_core.export.cli:main',
         ],
     },

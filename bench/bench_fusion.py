@@ -70,9 +70,9 @@ DRIVES = {d.name: d for d in (
 
 def prepare(out: Path, drive: Drive, camera: str, frames: int | None) -> tuple[Path, Path]:
     """(bag, map) of a drive, generated and converted if needed."""
-    from geodistill_ros.demo import DEMO_PRESET, PANORAMA_PRESET, make_demo_data
-    from geodistill_ros.gnss_noise import GnssNoiseConfig
-    from geodistill_ros.kitti_bag import convert_drive
+    from geodistill_ros.bags.gnss_noise import GnssNoiseConfig
+    from geodistill_ros.bags.kitti2bag import convert_drive
+    from geodistill_ros.replay.demo import DEMO_PRESET, PANORAMA_PRESET, make_demo_data
     root = out / f'{camera}_{drive.name}'
     drive_dir, map_path, _ = make_demo_data(root, frames, drive.seed,
                                             PANORAMA_PRESET if camera == 'panorama'
@@ -86,7 +86,7 @@ def prepare(out: Path, drive: Drive, camera: str, frames: int | None) -> tuple[P
 
 
 def run_one(out: Path, drive: Drive, camera: str, mode: str, frames: int | None) -> dict:
-    from geodistill_ros.replay import ReplayConfig, replay
+    from geodistill_ros.replay.evaluate import ReplayConfig, replay
     bag, map_path = prepare(out, drive, camera, frames)
     started = time.perf_counter()
     result = replay(ReplayConfig(

@@ -167,8 +167,8 @@ class Drive:
     def __init__(self, harness, recorder: StageRecorder, images: list):
         from geometry_msgs.msg import PoseWithCovarianceStamped
 
-        from geodistill_ros.messages import stamp_to_ns
-        from geodistill_ros.node_io import POSE_QOS
+        from geodistill_ros.node.messages import stamp_to_ns
+        from geodistill_ros.node.topics import POSE_QOS
         self.h, self.recorder, self.images = harness, recorder, images
         self.poses: list[tuple[int, float]] = []
         self.sent: dict[int, float] = {}
@@ -181,7 +181,7 @@ class Drive:
     def publish_pair(self, index: int, wait_fix: bool = False) -> int:
         from test_node_harness import STAMP_NS, en_to_latlon, fix_msg
 
-        from geodistill_ros.messages import ns_to_stamp
+        from geodistill_ros.node.messages import ns_to_stamp
         t = time.perf_counter() - self.origin_s
         stamp_ns = STAMP_NS + int(t * 1e9)
         angle = SPEED_MPS / CIRCLE_RADIUS_M * t
@@ -251,7 +251,7 @@ class Drive:
 
 
 def _images(count: int) -> list:
-    from geodistill_ros.messages import rgb_to_image_msg
+    from geodistill_ros.node.messages import rgb_to_image_msg
     rng = np.random.default_rng(0)
     return [rgb_to_image_msg(rng.integers(0, 256, IMAGE_HW + (3,), dtype=np.uint8), 0,
                              'camera') for _ in range(count)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
-from geodistill_ros.replay import ReplayConfig, replay  # noqa: E402
+from geodistill_ros.replay.evaluate import ReplayConfig, replay  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'fusion_validation.json'
 

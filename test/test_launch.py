@@ -128,7 +128,7 @@ def the_node(description):
 
 
 def test_node_action_names_this_package_executable_and_node(description):
-    from geodistill_ros.node import NODE_NAME
+    from geodistill_ros.node.localizer_node import NODE_NAME
     node = the_node(description)
     assert node['package'] == PACKAGE == 'geodistill_ros'
     assert node['executable'] == 'localizer_node'
@@ -199,7 +199,7 @@ def test_remappings_target_the_node_topics(description, ros_isolation, tmp_path)
 # --- config/localize.yaml ---------------------------------------------------------------------
 
 def test_every_yaml_parameter_is_declared_and_valid():
-    from geodistill_ros.params import SPECS, unknown_parameters
+    from geodistill_ros.node.params import SPECS, unknown_parameters
     values = yaml_parameters()
     assert not unknown_parameters(values), 'params file keys the node does not declare'
     for name, value in values.items():
@@ -210,17 +210,17 @@ def test_every_yaml_parameter_is_declared_and_valid():
 
 
 def test_yaml_floats_are_written_as_floats():
-    from geodistill_ros.params import SPECS
+    from geodistill_ros.node.params import SPECS
     for name, value in yaml_parameters().items():
         if isinstance(SPECS[name].default, float):
             assert isinstance(value, float), f'{name}: write {value}.0'
 
 
 def node_test_harness():
-    """test/geodistill_ros/test_node_harness.py (tiny GeoTIFF, scripted localizer)."""
+    """test/geodistill_ros/node/test_node_harness.py (tiny GeoTIFF, scripted localizer)."""
     if 'test_node_harness' in sys.modules:
         return sys.modules['test_node_harness']
-    path = ROOT / 'test' / 'geodistill_ros' / 'test_node_harness.py'
+    path = ROOT / 'test' / 'geodistill_ros' / 'node' / 'test_node_harness.py'
     spec = importlib.util.spec_from_file_location('test_node_harness', path)
     module = importlib.util.module_from_spec(spec)
     sys.modules['test_node_harness'] = module
@@ -246,7 +246,7 @@ class started_node:
             cli += ['-p', f'{name}:={value}']
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        from geodistill_ros.node import LocalizerNode
+        from geodistill_ros.node.localizer_node import LocalizerNode
         self.node = LocalizerNode(localizer=harness.ScriptedLocalizer(), context=self.context,
                                   cli_args=cli)
 

@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 import sys
 
-from geodistill_ros import bag_player as bp
-from geodistill_ros.calibration_run import calibrate, write_calibration
+from geodistill_ros.bags import player as bp
+from geodistill_ros.replay.calibration import calibrate, write_calibration
 
 
 def main(args=None) -> int:

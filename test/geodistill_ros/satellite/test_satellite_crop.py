@@ -104,11 +104,11 @@ def test_satellite_and_fix_buffer_import_without_ros():
     code = ('import sys\n'
             'for name in ("rclpy", "sensor_msgs", "geometry_msgs", "nav_msgs", "std_msgs"):\n'
             '    sys.modules[name] = None\n'
-            'import geodistill_ros.satellite, geodistill_ros.fix_buffer\n')
+            'import geodistill_ros.satellite, geodistill_ros.node.fix_buffer\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
     # counter-example: the blocking works, messages.py (which needs ROS) fails to import
-    result = subprocess.run([sys.executable, '-c', code + 'import geodistill_ros.messages\n'],
+    result = subprocess.run([sys.executable, '-c', code + 'import geodistill_ros.node.messages\n'],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and 'ModuleNotFoundError' in result.stderr

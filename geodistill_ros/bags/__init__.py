@@ -1,0 +1,1 @@
+"""Bag tools without rclpy: KITTI raw drive -> rosbag2 (kitti2bag), bag messages, player."""

@@ -1,0 +1,145 @@
+"""The node's side of the sequence filter: messages in, SequenceFusion (geodistill_core)
+driven, the posterior out as a PlanarPose. No rclpy import: the node and the offline
+replay both use it.
+
+Inputs (the node's callbacks, any thread; a lock guards the filter):
+- ``add_fix``: every accepted NavSatFix, converted to the map frame (the fix is taken as
+  base_frame's position, as the crop is); its covariance when stated, else
+  ``fusion.gnss_sigma_m``;
+- ``add_twist_msg`` / ``add_odometry_msg``: geometry_msgs/TwistWithCovarianceStamped in
+  base_frame, nav_msgs/Odometry whose child_frame_id is base_frame (REP-105: the twist is
+  in the child frame). NaN, another frame, a stamp going backwards or a negative variance
+  is rejected and counted (``odometry_rejected_<reason>``), never fused;
+- ``step``: one localized frame (its single-frame base pose, crop and calibrated heatmap)
+  -> the posterior pose (yaw and its variance are the frame's: the filter is 2-D).
+"""
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+from geodistill_core.filtering import HeatmapMeasurement, SequenceFusion, TwistSample
+from geodistill_ros.node.planar_pose import PlanarPose
+
+ODOMETRY_REJECTIONS = ('non_finite', 'negative_variance', 'wrong_frame',
+                       'stamp_not_increasing')
+
+
+def _rot(angle_rad: float) -> np.ndarray:
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return np.array([[c, -s], [s, c]])
+
+
+class NodeFusion:
+    """SequenceFusion for a node config (NodeConfig); inactive when fusion_mode 'none'."""
+
+    def __init__(self, config):
+        self.config = config
+        self._lock = threading.Lock()
+        self.fusion = SequenceFusion(config.fusion) if config.fusion_mode != 'none' else None
+        self.odometry_rejected = {reason: 0 for reason in ODOMETRY_REJECTIONS}
+        self.last_output = None
+
+    @property
+    def active(self) -> bool:
+        return self.fusion is not None
+
+    def reset(self, reason: str) -> None:
+        if self.fusion is not None:
+            with self._lock:
+                self.fusion.reset(reason)
+
+    # --- inputs ---------------------------------------------------------------------------
+    def add_fix(self, fix, datum) -> None:
+        """A GnssFix (fix_buffer) accepted by the node, with the map datum (LocalEnu)."""
+        if self.fusion is None or datum is None:
+            return
+        alt = fix.alt_m if math.isfinite(fix.alt_m) else 0.0
+        x, y, _ = datum.to_enu(fix.lat_deg, fix.lon_deg, alt)
+        R = np.array(fix.covariance_enu_m2[:2, :2]) if fix.has_covariance else None
+        with self._lock:
+            self.fusion.add_fix(fix.stamp_ns, (float(x), float(y)), R)
+
+    def add_twist(self, stamp_ns: int, frame_id: str, twist_with_covariance) -> str | None:
+        """A geometry_msgs/TwistWithCovariance in frame_id at stamp_ns; the rejection
+        reason (counted) or None."""
+        if self.fusion is None:
+            return None
+        if frame_id != self.config.base_frame:
+            return self._rejected('wrong_frame')
+        twist = twist_with_covariance.twist
+        cov6 = np.asarray(twist_with_covariance.covariance, np.float64).reshape(6, 6)
+        cov = cov6[np.ix_((0, 1, 5), (0, 1, 5))]
+        if np.isfinite(cov).all() and not cov.any():  # all zero: unknown
+            cov = np.diag([self.config.odometry_sigma_mps ** 2] * 2
+                          + [self.config.odometry_yaw_rate_sigma_rps ** 2])
+        sample = TwistSample(int(stamp_ns), float(twist.linear.x), float(twist.linear.y),
+                             float(twist.angular.z), cov)
+        with self._lock:
+            problem = self.fusion.add_twist(sample)
+        return None if problem is None else self._rejected(problem)
+
+    def add_twist_msg(self, stamp_ns: int, msg) -> str | None:
+        """geometry_msgs/TwistWithCovarianceStamped."""
+        return self.add_twist(stamp_ns, msg.header.frame_id, msg.twist)
+
+    def add_odometry_msg(self, stamp_ns: int, msg) -> str | None:
+        """nav_msgs/Odometry: the twist is in child_frame_id (REP-105)."""
+        return self.add_twist(stamp_ns, msg.child_frame_id, msg.twist)
+
+    def _rejected(self, reason: str) -> str:
+        self.odometry_rejected[reason] = self.odometry_rejected.get(reason, 0) + 1
+        return reason
+
+    # --- a frame --------------------------------------------------------------------------
+    def step(self, stamp_ns: int, single: PlanarPose, crop, result: dict | None,
+             camera_offset) -> PlanarPose | None:
+        """The posterior at the frame (None before the first fix, or when inactive).
+
+        single: the frame's base pose (yaw used for motion and published with the
+        posterior). result: the Localizer result (calibrated heatmap) or None to fuse no
+        camera information this frame (low confidence dropped, fusion.mode 'gnss').
+        """
+        if self.fusion is None:
+            return None
+        heatmap = None
+        if result is not None:
+            lever = _rot(single.yaw_rad) @ np.array([camera_offset.x_m, camera_offset.y_m])
+            heatmap = HeatmapMeasurement(
+                np.asarray(result['heatmap_prob'], np.float64),
+                float(result['heatmap_cell_m']),
+                np.array([crop.centre_x_map_m, crop.centre_y_map_m]),
+                float(crop.map_from_crop_yaw_rad), (float(lever[0]), float(lever[1])),
+                float(result.get('heatmap_floor_prob', 0.0)))
+        with self._lock:
+            out = self.fusion.step(stamp_ns, single.yaw_rad, heatmap)
+        self.last_output = out
+        if out is None:
+            return None
+        return PlanarPose(float(out.mean_xy_m[0]), float(out.mean_xy_m[1]), single.yaw_rad,
+                          np.array(out.cov_xy_m2), single.var_yaw_rad2)
+
+    def diagnostics(self) -> dict:
+        """Key -> value for /diagnostics (filter state, gating, innovations, odometry)."""
+        if self.fusion is None:
+            return {'fusion': 'none'}
+        with self._lock:
+            stats = self.fusion.stats
+            values = {'fusion': self.config.fusion_mode,
+                      'fusion_last_reset': stats.last_reset,
+                      'fusion_gnss_nis_mean': stats.nis_mean(),
+                      **{f'fusion_{k}_total': v for k, v in stats.counters.items()},
+                      **{f'odometry_rejected_{k}_total': v
+                         for k, v in self.odometry_rejected.items()}}
+            out = self.last_output
+        if out is not None:
+            values.update({'fusion_motion': out.motion,
+                           'fusion_sigma_m': float(math.sqrt(max(np.trace(out.cov_xy_m2),
+                                                                 0.0) / 2.0)),
+                           'fusion_gnss_bias_m': float(np.hypot(*out.gnss_bias_xy_m)),
+                           'fusion_camera_outlier_prob': (
+                               math.nan if out.camera_outlier_prob is None
+                               else out.camera_outlier_prob)})
+        return values

@@ -1,0 +1,295 @@
+"""The localizer node's parameters: one table of specs, descriptors, validation.
+
+Every parameter has a default, a description, a range or a list of choices and a
+read_only flag (model, device, map source and topics are fixed at start-up; thresholds,
+crop and publish options can change at run time with ``ros2 param set``). The table is the
+single source for ``declare_parameters`` (the node), ``config/localize.yaml`` (a test
+checks every key there is declared here) and the validating set-parameters callback.
+
+Required parameters without a sensible default (the map datum) are declared statically
+typed and unset; ``config.config_from_values`` says how to set them when missing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+import re
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.parameter import Parameter
+
+_PYTHON_TYPES = {Parameter.Type.BOOL: bool, Parameter.Type.INTEGER: int,
+                 Parameter.Type.DOUBLE: float, Parameter.Type.STRING: str}
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot run with; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter.
+
+    default: the default value, or a ``Parameter.Type`` for a required parameter that is
+    declared unset. choices: allowed strings. min_value/max_value: inclusive range.
+    """
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+    read_only: bool = False
+
+    @property
+    def type(self) -> Parameter.Type:
+        if isinstance(self.default, Parameter.Type):
+            return self.default
+        return Parameter.Type.from_parameter_value(self.default)
+
+    @property
+    def required(self) -> bool:
+        return isinstance(self.default, Parameter.Type)
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(description=self.description,
+                                         read_only=self.read_only)
+        if self.choices:
+            descriptor.additional_constraints = 'one of: ' + ', '.join(self.choices)
+        if self.min_value is not None:
+            if self.type == Parameter.Type.INTEGER:
+                descriptor.integer_range = [IntegerRange(
+                    from_value=int(self.min_value), to_value=int(self.max_value), step=1)]
+            else:
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.min_value), to_value=float(self.max_value),
+                    step=0.0)]
+        return descriptor
+
+    def check(self, value) -> str | None:
+        """Why ``value`` is not acceptable for this parameter, or None when it is."""
+        expected = _PYTHON_TYPES[self.type]
+        if value is None:
+            return None if self.required else f'{self.name} cannot be unset'
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            return (f'{self.name} must be a float: write {value}.0, not {value} (ROS 2 '
+                    'parameters are typed)')
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            return (f'{self.name} must be a {expected.__name__}, got {value!r} '
+                    f'({type(value).__name__})')
+        if self.choices and value not in self.choices:
+            return f'{self.name} must be one of {list(self.choices)}, got {value!r}'
+        if expected is float and not math.isfinite(value):
+            return f'{self.name} must be finite, got {value}'
+        if self.min_value is not None and not self.min_value <= value <= self.max_value:
+            return (f'{self.name} must be in [{self.min_value}, {self.max_value}], '
+                    f'got {value}')
+        return None
+
+
+def _spec(name, default, description, **kwargs) -> ParamSpec:
+    return ParamSpec(name, default, description, **kwargs)
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    # --- inputs ---------------------------------------------------------------------------
+    _spec('camera_model', 'pinhole', 'camera of the image topic; must match the model',
+          choices=('pinhole', 'panorama'), read_only=True),
+    _spec('image_transport', 'raw', "subscribe 'image' (sensor_msgs/Image, raw) or "
+          "'image/compressed' (sensor_msgs/CompressedImage, jpeg/png)",
+          choices=('raw', 'compressed'), read_only=True),
+    _spec('max_image_pixels', 40_000_000, 'images declaring more pixels (width x height, '
+          'read from the jpeg/png header before decoding) are rejected as image_decode',
+          min_value=1, max_value=1_000_000_000),
+    _spec('camera_info_rectified', True, 'images are rectified: intrinsics from CameraInfo '
+          'P (KITTI image_02, image_proc output); false: from K'),
+    # --- frames -----------------------------------------------------------------------------
+    _spec('map_frame', 'map', 'frame_id of the outputs: ENU metres at the datum (REP-103)',
+          read_only=True),
+    _spec('base_frame', 'base_link', 'the frame whose pose is published', read_only=True),
+    _spec('camera_offset.x_m', 0.0, 'camera position in base_frame, x (forward), metres',
+          min_value=-100.0, max_value=100.0),
+    _spec('camera_offset.y_m', 0.0, 'camera position in base_frame, y (left), metres',
+          min_value=-100.0, max_value=100.0),
+    _spec('camera_offset.z_m', 0.0, 'camera position in base_frame, z (up), metres; the '
+          'GNSS altitude stands in for the camera height in the published z',
+          min_value=-100.0, max_value=100.0),
+    _spec('camera_offset.yaw_deg', 0.0, 'camera heading in base_frame (CCW from x; pinhole: '
+          'optical axis, panorama: centre column)', min_value=-360.0, max_value=360.0),
+    # --- datum of the map frame -------------------------------------------------------------
+    _spec('datum.latitude_deg', Parameter.Type.DOUBLE, 'WGS 84 latitude of the map frame '
+          'origin (required unless datum.from_first_fix)', min_value=-90.0, max_value=90.0,
+          read_only=True),
+    _spec('datum.longitude_deg', Parameter.Type.DOUBLE, 'WGS 84 longitude of the map frame '
+          'origin (required unless datum.from_first_fix)', min_value=-180.0,
+          max_value=180.0, read_only=True),
+    _spec('datum.altitude_m', 0.0, 'ellipsoidal height of the map frame origin, metres',
+          min_value=-1000.0, max_value=10000.0, read_only=True),
+    _spec('datum.from_first_fix', False, 'place the map origin at the first valid fix '
+          '(each run gets its own map frame; prefer a fixed datum)', read_only=True),
+    # --- satellite map source ---------------------------------------------------------------
+    _spec('map_source.kind', 'geotiff', 'satellite imagery: a GeoTIFF file or a local XYZ '
+          'tile folder {z}/{x}/{y}.ext (no tile server: terms forbid bulk caching)',
+          choices=('geotiff', 'xyz'), read_only=True),
+    _spec('map_source.path', '', 'GeoTIFF file (kind geotiff), any projected CRS',
+          read_only=True),
+    _spec('map_source.root', '', 'tile folder (kind xyz)', read_only=True),
+    _spec('map_source.zoom', 19, 'tile zoom level (kind xyz)', min_value=0, max_value=24,
+          read_only=True),
+    _spec('map_source.ext', 'png', 'tile file extension (kind xyz)',
+          choices=('png', 'jpg', 'jpeg', 'webp'), read_only=True),
+    _spec('map_source.tms', False, 'TMS row order (y flipped, gdal2tiles without --xyz)',
+          read_only=True),
+    _spec('map_source.cache_tiles', 256, 'decoded tiles kept in memory (kind xyz)',
+          min_value=0, max_value=100000, read_only=True),
+    _spec('crop_size_m', 50.13, 'side of the north-up satellite crop around the fix, metres',
+          min_value=1.0, max_value=5000.0),
+    _spec('crop_size_px', 192, 'side of the satellite crop, pixels', min_value=16,
+          max_value=8192),
+    # --- model ------------------------------------------------------------------------------
+    _spec('location_checkpoint', '', "location model checkpoint file; '' = the default "
+          'model shipped with the package (never downloaded)', read_only=True),
+    _spec('orientation_checkpoint', '', "orientation model checkpoint file; '' = none or "
+          "the default model's own", read_only=True),
+    _spec('device', 'auto', "'auto' = CUDA when available, else CPU (logged)",
+          choices=('auto', 'cuda', 'cpu'), read_only=True),
+    _spec('precision', 'float32', 'inference precision (half types on CUDA only)',
+          choices=('float32', 'bfloat16', 'float16'), read_only=True),
+    _spec('backend', 'torch', "location model runtime: 'torch' (eager) or 'onnxruntime' (its "
+          'ONNX export, made once into $GEODISTILL_CACHE_DIR or ~/.cache/geodistill/onnx; '
+          'TensorRT/CUDA providers on a CUDA device when installed, else CPU, logged)',
+          choices=('torch', 'onnxruntime'), read_only=True),
+    # --- yaw prior ----------------------------------------------------------------------------
+    _spec('heading_source', 'auto', "yaw prior of base_frame: 'topic' (heading_prior), "
+          "'track' (fix track while moving), 'fixed' (default_yaw_deg), 'auto' = first "
+          'available of topic, track, fixed', choices=('auto', 'topic', 'track', 'fixed')),
+    _spec('yaw_prior_range_deg', 20.0, 'half-range (deg) of a measured heading (topic or '
+          'track): the orientation search range of models that take one; when the model '
+          'does not estimate yaw, the published yaw std is this / sqrt(3)',
+          min_value=0.0, max_value=180.0),
+    _spec('default_yaw_deg', 0.0, 'yaw prior of base_frame without a measured heading '
+          '(0 = east, CCW, degrees)', min_value=-360.0, max_value=360.0),
+    _spec('default_yaw_range_deg', 180.0, 'half-range (deg) around default_yaw_deg, as '
+          'yaw_prior_range_deg (180 = unknown heading; 0 = known, e.g. north-aligned '
+          'panoramas)', min_value=0.0, max_value=180.0),
+    _spec('heading_max_age_s', 0.5, 'heading_prior messages older than this are ignored',
+          min_value=0.0, max_value=3600.0),
+    _spec('track_min_speed_mps', 1.0, 'below this speed the fix track gives no heading',
+          min_value=0.0, max_value=100.0),
+    _spec('track_window_s', 1.0, 'time between the two fixes giving the track heading',
+          min_value=0.01, max_value=60.0),
+    # --- pairing and output policy ----------------------------------------------------------
+    _spec('max_fix_age_s', 0.5, 'reject images farther than this from any cached fix',
+          min_value=0.0, max_value=3600.0),
+    _spec('min_confidence', 0.0, 'heatmap confidence (1 - normalised entropy) below which '
+          'a result is low-confidence', min_value=0.0, max_value=1.0),
+    _spec('low_confidence_policy', 'drop', "low-confidence results: 'drop' (no pose, no "
+          "fix_corrected) or 'inflate' (covariances times low_confidence_inflation)",
+          choices=('drop', 'inflate')),
+    _spec('low_confidence_inflation', 100.0, 'covariance factor for inflated results',
+          min_value=1.0, max_value=1e9),
+    _spec('publish_tf', False, 'broadcast map -> base_frame on /tf (off: '
+          'robot_localization owns map -> odom)', read_only=True),
+    _spec('publish_heatmap', True, "publish the heatmap as nav_msgs/OccupancyGrid "
+          "'heatmap'"),
+    _spec('publish_fix_corrected', True, "publish the position as sensor_msgs/NavSatFix "
+          "'fix_corrected'"),
+    # --- sequence fusion (geodistill_core.filtering; README 'Fusing over time') --------------
+    _spec('fusion.mode', 'filter', "'filter': pose = the Bayes filter's posterior (camera "
+          "heatmaps + GNSS + motion); 'gnss': the filter without the camera (GNSS + motion "
+          "only, a baseline); 'none': pose = the single-frame estimate (fuse it yourself, "
+          "e.g. in robot_localization)", choices=('filter', 'gnss', 'none')),
+    _spec('fusion.odometry', 'twist', "motion input: 'twist' (geometry_msgs/"
+          "TwistWithCovarianceStamped on 'twist', base_frame), 'odometry' (nav_msgs/Odometry "
+          "on 'odom', twist in child_frame_id = base_frame) or 'none' (motion from the fix "
+          'track)', choices=('twist', 'odometry', 'none'), read_only=True),
+    _spec('fusion.odometry_sigma_mps', 0.1, 'velocity sigma used when an odometry message '
+          'has an all-zero covariance (unknown)', min_value=1e-4, max_value=100.0),
+    _spec('fusion.odometry_yaw_rate_sigma_rps', 0.01, 'yaw-rate sigma used when an '
+          'odometry message has an all-zero covariance', min_value=1e-5, max_value=10.0),
+    _spec('fusion.cell_m', 0.5, 'filter grid cell, metres', min_value=0.05, max_value=10.0),
+    _spec('fusion.window_m', 64.0, 'side of the filter window that follows the vehicle, '
+          'metres (must hold the belief: a few GNSS sigmas)', min_value=4.0,
+          max_value=2000.0),
+    _spec('fusion.process_noise_m2_per_s', 0.05, 'position diffusion added to every '
+          'prediction, m^2/s per axis', min_value=0.0, max_value=1e4),
+    _spec('fusion.heading_sigma_deg', 3.0, 'heading error that rotates the odometry '
+          'displacement (1 sigma)', min_value=0.0, max_value=180.0),
+    _spec('fusion.no_motion_sigma_mps', 5.0, 'random-walk speed sigma without odometry '
+          'and without a fix track', min_value=0.0, max_value=100.0),
+    _spec('fusion.track_window_s', 3.0, 'fixes used for the track velocity (no odometry)',
+          min_value=0.2, max_value=60.0),
+    _spec('fusion.gnss_sigma_m', 5.0, 'per-axis sigma of a fix whose covariance type is '
+          'unknown', min_value=0.01, max_value=1e4),
+    _spec('fusion.gnss_bias_sigma_m', 3.0, 'correlated GNSS error (multipath, atmosphere) '
+          'per axis that the fix covariance does not state; 0 = fixes are white',
+          min_value=0.0, max_value=1e3),
+    _spec('fusion.gnss_bias_correlation_s', 60.0, 'correlation time of that error',
+          min_value=0.1, max_value=1e6),
+    _spec('fusion.gate_chi2', 25.0, 'fixes whose normalised innovation squared (2 dof) '
+          'exceeds this are not fused (gated)', min_value=1.0, max_value=1e6),
+    _spec('fusion.fix_jump_count', 20, 'that many gated fixes in a row reset the filter '
+          'around the new fixes', min_value=1, max_value=100000),
+    _spec('fusion.max_gap_s', 5.0, 'no frame for this long resets the filter',
+          min_value=0.1, max_value=3600.0),
+    _spec('fusion.min_outlier_weight', 0.02, 'uniform floor mixed into every calibrated '
+          'heatmap (robustness: one wrong frame cannot capture the belief)',
+          min_value=0.0, max_value=0.99),
+    _spec('fusion.camera_weight', 0.25, 'exponent of each frame\'s heatmap likelihood: 1 = '
+          'frames independent, below 1 = consecutive frames make correlated errors',
+          min_value=0.01, max_value=1.0),
+    _spec('fusion.late_fix_max_s', 0.5, 'a fix arriving after a later frame is moved '
+          'forward by the odometry and fused when at most this late', min_value=0.0,
+          max_value=10.0),
+    _spec('diagnostics_period_s', 1.0, 'period of /diagnostics', min_value=0.05,
+          max_value=60.0, read_only=True),
+    _spec('warning_throttle_s', 5.0, 'minimum time between two warnings of one kind',
+          min_value=0.0, max_value=3600.0),
+)
+"""Every parameter the node declares, in declaration order."""
+
+SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
+
+BUILTIN_PARAMETERS = ('use_sim_time', 'start_type_description_service')
+"""Parameters rclpy declares itself (not in the table, accepted in params files)."""
+
+
+def check_value(name: str, value) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name`` (None when it is)."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return f'unknown parameter {name!r}'
+    return spec.check(value)
+
+
+def declare_parameters(node, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Declare every parameter on ``node``; returns name -> value (None when unset).
+
+    overrides: name -> value the node was started with (params file, -p). Each is checked
+    first: rclpy drops a declaration whose override breaks the descriptor without saying
+    why, so the check raises ParameterError naming the parameter and the fix instead.
+    """
+    for spec in PARAMETERS:
+        if spec.name in overrides:
+            reason = spec.check(overrides[spec.name])
+            if reason is not None:
+                raise ParameterError(f'invalid parameter: {reason}')
+        node.declare_parameter(spec.name, spec.default, spec.descriptor())
+    return {spec.name: node.get_parameter_or(spec.name).value for spec in PARAMETERS}
+
+
+def unknown_parameters(names) -> list[str]:
+    """Names not declared by the node (typos in a params file), sorted."""
+    return sorted(n for n in names if n not in SPECS and n not in BUILTIN_PARAMETERS
+                  and not n.startswith('qos_overrides.'))
+
+
+def start_up_error(err: Exception) -> str:
+    """One line for a start-up failure; rcl's params-file errors lose their C locations."""
+    if type(err).__name__ == 'RCLError':
+        text = re.sub(r', at [^,]+:\d+', '', str(err)).replace('failed to initialize rcl: ', '')
+        return (f'{text}; check the --params-file path and its YAML (/**: ros__parameters: '
+                'name: value)')
+    return f'{type(err).__name__}: {err}'

@@ -1,0 +1,1 @@
+"""Replay evaluation of drive bags through the node, its report and plots, the demo."""

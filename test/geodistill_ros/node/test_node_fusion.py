@@ -1,0 +1,146 @@
+"""The node's sequence filter over DDS: pose is the posterior, pose_single the frame alone,
+odometry in and rejected when bad, the ~/reset service, fusion diagnostics."""
+import math
+
+from geometry_msgs.msg import PoseWithCovarianceStamped, TwistWithCovarianceStamped
+import numpy as np
+import pytest
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_srvs.srv import Trigger
+from test_node_harness import (
+    NodeHarness,
+    ScriptedLocalizer,
+    base_overrides,
+    en_to_latlon,
+    test_image,
+    write_geotiff,
+)
+
+from geodistill_ros.node.messages import ns_to_stamp
+from geodistill_ros.node.topics import POSE_QOS
+
+STAMP_NS = 1_317_046_945_000_000_000
+STEP_NS = 100_000_000
+FILTER = {'fusion.mode': 'filter'}  # the node's default (the harness sets 'none')
+
+
+@pytest.fixture(scope='module')
+def tif(tmp_path_factory):
+    return write_geotiff(tmp_path_factory.mktemp('fusion_map') / 'map.tif')
+
+
+def twist_msg(stamp_ns, v=0.0, frame='base_link', var=0.01):
+    msg = TwistWithCovarianceStamped()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame
+    msg.twist.twist.linear.x = v
+    cov = np.zeros(36)
+    cov[0] = cov[7] = var
+    cov[35] = 1e-4
+    msg.twist.covariance = cov.tolist()
+    return msg
+
+
+class FusionHarness(NodeHarness):
+    def __init__(self, overrides, localizer, odometry=True):
+        super().__init__(overrides, localizer)
+        self.odometry = odometry
+        self.singles = []
+        self.tester.create_subscription(PoseWithCovarianceStamped, 'pose_single',
+                                        self._keep(self.singles), POSE_QOS)
+        self.twist_pub = self.tester.create_publisher(
+            TwistWithCovarianceStamped, 'twist', QoSProfile(depth=50,
+                                                            reliability=ReliabilityPolicy.RELIABLE))
+        self.reset_client = self.tester.create_client(Trigger, 'geodistill_localizer/reset')
+        if odometry:
+            self.spin_until(lambda: self.twist_pub.get_subscription_count() > 0, 10.0,
+                            'twist')
+
+    def frame(self, k, fix_en_m, v=0.0):
+        stamp = STAMP_NS + k * STEP_NS
+        if self.odometry:
+            before = self.node.stats.count('twist')
+            self.twist_pub.publish(twist_msg(stamp, v))
+            self.spin_until(lambda: self.node.stats.count('twist') > before, 5.0, 'twist')
+        self.send_fix(stamp, *en_to_latlon(*fix_en_m))
+        n = len(self.poses)
+        self.send_image(test_image(stamp))
+        self.spin_until(lambda: len(self.poses) > n and len(self.singles) >= len(self.poses),
+                        5.0, 'pose and pose_single')
+        return self.poses[-1], self.singles[-1]
+
+
+def test_pose_is_the_posterior_and_pose_single_the_frame_alone(ros_isolation, tif):
+    # the camera sees itself 3 m east of noisy fixes scattered around the truth
+    scripted = ScriptedLocalizer(offset_en_m=(0.0, 0.0), heatmap_sigma_m=1.0)
+    rng = np.random.default_rng(0)
+    truth = np.array([5.0, -3.0])
+    with FusionHarness(base_overrides(tif, **FILTER), scripted) as h:
+        h.send_camera_info()
+        for k in range(15):
+            fix = truth + rng.normal(0.0, 2.0, 2)
+            scripted.offset_en_m = tuple(truth - fix)  # the heatmap is on the truth
+            pose, single = h.frame(k, fix)
+        fused_xy = np.array([pose.pose.pose.position.x, pose.pose.pose.position.y])
+        single_xy = np.array([single.pose.pose.position.x, single.pose.pose.position.y])
+        assert np.linalg.norm(single_xy - truth) < 0.3  # the frame alone, on the heatmap
+        assert np.linalg.norm(fused_xy - truth) < 0.5
+        cov_fused = np.array(pose.pose.covariance).reshape(6, 6)[:2, :2]
+        cov_single = np.array(single.pose.covariance).reshape(6, 6)[:2, :2]
+        assert np.trace(cov_fused) < np.trace(cov_single)  # 15 frames know more than one
+        values = h.last_diagnostics()
+        assert values['fusion'] == 'filter'
+        assert int(values['fusion_frames_total']) == 15
+        assert int(values['fusion_motion_odometry_total']) >= 14
+        assert values['fusion_motion'] == 'odometry'
+
+
+def test_fusion_none_publishes_the_single_frame_pose(ros_isolation, tif):
+    scripted = ScriptedLocalizer(offset_en_m=(1.0, 2.0))
+    with FusionHarness(base_overrides(tif, **{'fusion.mode': 'none'}), scripted,
+                       odometry=False) as h:
+        assert h.twist_pub.get_subscription_count() == 0  # no filter, no odometry input
+        h.send_camera_info()
+        pose, single = h.frame(0, (5.0, -3.0))
+        assert pose.pose.pose.position.x == pytest.approx(single.pose.pose.position.x)
+        assert pose.pose.pose.position.x == pytest.approx(6.0, abs=2e-3)
+
+
+def test_bad_odometry_is_rejected_counted_and_never_fused(ros_isolation, tif):
+    scripted = ScriptedLocalizer(offset_en_m=(0.0, 0.0))
+    with FusionHarness(base_overrides(tif, **FILTER), scripted) as h:
+        h.send_camera_info()
+        h.frame(0, (5.0, -3.0))
+        bad = [twist_msg(STAMP_NS + STEP_NS, v=math.nan),           # NaN
+               twist_msg(STAMP_NS + STEP_NS, v=20.0, frame='odom'),  # not base_link
+               twist_msg(STAMP_NS - 5 * STEP_NS, v=20.0),            # going backwards
+               twist_msg(STAMP_NS + STEP_NS, v=20.0, var=-1.0)]      # negative variance
+        for k, msg in enumerate(bad):
+            h.twist_pub.publish(msg)
+            h.spin_until(lambda k=k: h.node.stats.count('twist') > 1 + k, 5.0, 'twist')
+        values = h.last_diagnostics()
+        for reason in ('non_finite', 'wrong_frame', 'stamp_not_increasing',
+                       'negative_variance'):
+            assert int(values[f'odometry_rejected_{reason}_total']) == 1, reason
+        # none of the 20 m/s samples moved the belief
+        h.send_fix(STAMP_NS + 2 * STEP_NS, *en_to_latlon(5.0, -3.0))
+        n = len(h.poses)
+        h.send_image(test_image(STAMP_NS + 2 * STEP_NS))
+        h.spin_until(lambda: len(h.poses) > n, 5.0, 'pose')
+        assert h.poses[-1].pose.pose.position.x == pytest.approx(5.0, abs=1.0)
+
+
+def test_reset_service_restarts_the_filter(ros_isolation, tif):
+    scripted = ScriptedLocalizer(offset_en_m=(0.0, 0.0))
+    with FusionHarness(base_overrides(tif, **FILTER), scripted) as h:
+        h.send_camera_info()
+        for k in range(3):
+            h.frame(k, (5.0, -3.0))
+        h.spin_until(lambda: h.reset_client.service_is_ready(), 5.0, 'the reset service')
+        future = h.reset_client.call_async(Trigger.Request())
+        h.spin_until(future.done, 5.0, 'the reset response')
+        assert future.result().success
+        h.frame(3, (5.0, -3.0))
+        values = h.last_diagnostics()
+        assert values['fusion_last_reset'] == 'service'
+        assert int(values['fusion_resets_total']) == 2

@@ -1,0 +1,120 @@
+"""The node with a real Localizer loaded from a checkpoint file (tiny random weights).
+
+Nothing here depends on the weights being trained: the checks are the loading path, the
+shapes and conventions of the real LocalizationResult through the node, and the refusal
+to start on broken or mismatched checkpoints.
+"""
+import json
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+torch = pytest.importorskip('torch')
+from test_node_harness import (  # noqa: E402
+    STAMP_NS,
+    NodeHarness,
+    base_overrides,
+    en_to_latlon,
+    test_image,
+    write_geotiff,
+)
+
+from geodistill_ros.node.params import ParameterError  # noqa: E402
+
+pytestmark = pytest.mark.ros
+GROUND_HW, SAT_PX, SAT_MPP = (32, 128), 64, 0.5
+
+
+def save_tiny_checkpoint(path, camera_model='pinhole'):
+    from geodistill_core.training.config import ModelConfig
+    from geodistill_core.training.models import build_model, save_trained_model
+    config = ModelConfig(kind='correlation', ground_backbone='vgg16_unet_tiny',
+                         satellite_backbone='vgg16_unet_tiny', pretrained=False,
+                         camera_model=camera_model)
+    torch.manual_seed(0)
+    return save_trained_model(path, build_model(config), config,
+                              {'ground_hw': list(GROUND_HW), 'satellite_hw': [SAT_PX, SAT_PX]},
+                              SAT_MPP, {'note': 'node test, random weights'})
+
+
+@pytest.fixture(scope='module')
+def tif(tmp_path_factory):
+    return write_geotiff(tmp_path_factory.mktemp('node_model_map') / 'map.tif')
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny_pinhole')
+
+
+def model_overrides(tif, checkpoint, **extra):
+    return base_overrides(tif, location_checkpoint=str(checkpoint), **extra)
+
+
+def test_real_localizer_through_the_node(ros_isolation, tif, checkpoint):
+    with NodeHarness(model_overrides(tif, checkpoint)) as h:
+        assert str(h.node.localizer.device) == 'cpu'
+        h.send_camera_info()
+        h.send_fix(STAMP_NS, *en_to_latlon(4.0, -2.0))
+        for i in range(3):
+            h.send_image(test_image(STAMP_NS + i, seed=i), timeout_s=20.0)
+        h.spin_until(lambda: len(h.poses) == 3 and h.heatmaps, 10.0, 'three poses')
+        pose = h.poses[-1]
+        assert pose.header.frame_id == 'map' and pose.header.stamp.nanosec == 2
+        cov = np.array(pose.pose.covariance).reshape(6, 6)
+        assert np.allclose(cov, cov.T) and np.linalg.eigvalsh(cov).min() > 0.0
+        # the crop (32 m) bounds the estimate: within its half-diagonal of the fix
+        offset = np.hypot(pose.pose.pose.position.x - 4.0, pose.pose.pose.position.y + 2.0)
+        assert offset <= 16.0 * np.sqrt(2.0) + 1e-6
+        grid = h.heatmaps[-1]
+        values = np.array(grid.data, np.int8).reshape(grid.info.height, grid.info.width)
+        # the published position lies within one cell of a peak cell (an untrained model
+        # has ties, so look at the cells around the position rather than at argmax)
+        res = grid.info.resolution
+        col = (pose.pose.pose.position.x - grid.info.origin.position.x) / res - 0.5
+        row = (pose.pose.pose.position.y - grid.info.origin.position.y) / res - 0.5
+        near = values[max(int(np.floor(row)), 0):int(np.ceil(row)) + 1,
+                      max(int(np.floor(col)), 0):int(np.ceil(col)) + 1]
+        assert near.size and near.max() == values.max() == 100
+        assert grid.info.width * grid.info.resolution == pytest.approx(32.0, rel=0.1)
+        diag = h.last_diagnostics()
+        assert diag['device'] == 'cpu' and float(diag['latency_inference_p50_ms']) > 0.0
+        assert 0.0 <= float(diag['confidence']) <= 1.0
+
+
+def test_crop_at_another_resolution_than_trained_warns(ros_isolation, tif, checkpoint, capfd):
+    with NodeHarness(model_overrides(tif, checkpoint, crop_size_m=64.0)):
+        pass
+    assert ('crop_size_m 64 gives the model 1.000 m/px but it was trained at 0.500 m/px: set '
+            'crop_size_m to about 32.0') in capfd.readouterr().err
+    with NodeHarness(model_overrides(tif, checkpoint, crop_size_m=32.0)):
+        pass
+    assert 'crop_size_m' not in capfd.readouterr().err
+
+
+def test_missing_checkpoint_refuses_to_start(ros_isolation, tif, tmp_path):
+    with pytest.raises(ParameterError, match='location_checkpoint .*nope.* does not exist'):
+        NodeHarness(model_overrides(tif, tmp_path / 'nope'))
+
+
+def test_corrupt_checkpoint_refuses_to_start(ros_isolation, tif, checkpoint, tmp_path):
+    import shutil
+    broken = tmp_path / 'broken'
+    shutil.copytree(checkpoint, broken)
+    weights = next(p for p in broken.iterdir() if p.suffix == '.safetensors')
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated weights file
+    with pytest.raises(Exception, match='model.safetensors is not a readable safetensors'):
+        NodeHarness(model_overrides(tif, broken))
+    config = broken / 'config.json'
+    record = json.loads(config.read_text())
+    record['architecture'] = 'no_such_architecture'
+    config.write_text(json.dumps(record))
+    with pytest.raises(Exception, match='no_such_architecture'):
+        NodeHarness(model_overrides(tif, broken))
+
+
+def test_checkpoint_for_another_camera_refuses_to_start(ros_isolation, tif, tmp_path):
+    panorama = save_tiny_checkpoint(tmp_path / 'pano', camera_model='panorama')
+    with pytest.raises(ParameterError, match="camera_model is 'pinhole' but .* 'panorama'"):
+        NodeHarness(model_overrides(tif, panorama))
