@@ -34,23 +34,27 @@ logger = logging.getLogger('make_default_model')
 
 
 def training_data_preset():
-    """KITTI-layout training data: 3 training cities x (30 train + 3 test1) short drives of
-    10 frames (many distinct places rather than long correlated drives), plus 8 old_town
-    test2 drives (cross-area); no VIGOR part."""
+    """KITTI-layout training data: 3 training cities x (350 train + 10 test1) short drives of
+    6 frames (many distinct places rather than long correlated drives: 6300 training
+    frames, 20% of the drives held out for validation), plus 30 old_town test2 drives
+    (cross-area, 180 frames); no VIGOR part. Satmaps of 416 px: the smallest from which the
+    reader cuts the recipe's 256 px crops at every +-10 m protocol shift (min_satmap_px), a
+    quarter of the default's pixels to render."""
     from geodistill_core.data.synthetic.export_kitti import KittiDriveConfig
     from geodistill_core.data.synthetic.presets import SyntheticPreset
-    return SyntheticPreset('default_model_train', world_size_m=480.0, cell_m=0.125,
-                           kitti_drive=KittiDriveConfig(frames=10, margin_m=50.0),
-                           kitti_train_drives=30, kitti_test1_drives=3, kitti_test2_drives=8)
+    return SyntheticPreset('default_model_train_v3', world_size_m=480.0, cell_m=0.125,
+                           kitti_drive=KittiDriveConfig(frames=6, margin_m=50.0,
+                                                        satmap_px=416),
+                           kitti_train_drives=350, kitti_test1_drives=10, kitti_test2_drives=30)
 
 
-def make_default_model(out_dir: Path, *, base_epochs: int = 8,
-                       base_steps: int | None = None, distill_epochs: int = 8,
+def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
+                       base_steps: int | None = None, distill_epochs: int | None = None,
                        distill_steps: int | None = None, install: bool = True,
                        camera: str = 'pinhole', device: str = 'auto') -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory.
-    The epoch and step arguments apply to the pinhole recipe; the panorama recipe is the
-    synthetic_bench preset as it stands (the benchmark's)."""
+    The epoch and step arguments (None: the preset's) apply to the pinhole recipe; the
+    panorama recipe is the synthetic_bench preset as it stands (the benchmark's)."""
     from geodistill_core.data.synthetic.presets import make_synthetic
 
     out_dir = Path(out_dir)
@@ -62,8 +66,9 @@ def make_default_model(out_dir: Path, *, base_epochs: int = 8,
         data_root = Path(make_synthetic(training_data_preset(), out_dir / 'data', seed=0,
                                         layout='kitti')) / 'kitti'
         name, distill_dir = 'synthetic_kitti', 'distill'
-        loops = ({'epochs': base_epochs, 'steps_per_epoch': base_steps, 'val_steps': 8},
-                 {'epochs': distill_epochs, 'steps_per_epoch': distill_steps, 'val_steps': 8})
+        loops = tuple({k: v for k, v in loop.items() if v is not None} for loop in (
+            {'epochs': base_epochs, 'steps_per_epoch': base_steps},
+            {'epochs': distill_epochs, 'steps_per_epoch': distill_steps}))
     else:
         raise ValueError(f"camera must be 'pinhole' or 'panorama', got {camera!r}")
     base_conf = preset(name, 'location')
@@ -93,9 +98,12 @@ def main(args=None) -> Path:
     parser.add_argument('--camera', choices=('pinhole', 'panorama'), default='pinhole')
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
     parser.add_argument('--out', type=Path, default=Path('outputs/default_model'))
-    parser.add_argument('--base-epochs', type=int, default=8)
-    parser.add_argument('--base-steps', type=int, default=None, help='cap on steps per epoch')
-    parser.add_argument('--distill-epochs', type=int, default=8)
+    parser.add_argument('--base-epochs', type=int, default=None,
+                        help="default: the preset's (synthetic_kitti: 6)")
+    parser.add_argument('--base-steps', type=int, default=None,
+                        help="cap on steps per epoch (synthetic_kitti: 200)")
+    parser.add_argument('--distill-epochs', type=int, default=None,
+                        help="default: the preset's (synthetic_kitti: 2)")
     parser.add_argument('--distill-steps', type=int, default=None,
                         help='cap on steps per epoch')
     parser.add_argument('--install', action=argparse.BooleanOptionalAction, default=True,

@@ -231,7 +231,7 @@ class Trainer:
         """Validation metrics (summed over ranks) of the exported model."""
         loop = self.config.loop
         sums: dict[str, float] = {}
-        need_labels = loop.select_metric == 'mean_error_m'
+        need_labels = loop.select_metric == 'mean_error_m' or loop.report_val_error
         strip = self.objective.strip_labels and not need_labels
         loader = epoch_loader(self.val_set, self.val_sampler, 0, self.config.data.num_workers,
                               strip_labels=strip, max_batches=loop.val_steps)

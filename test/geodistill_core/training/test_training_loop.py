@@ -131,6 +131,20 @@ def test_selection_on_validation_error_needs_labels_of_the_validation_split(tmp_
         trainer.fit()
 
 
+def test_reported_validation_error_is_logged_but_selection_stays_on_the_loss(tmp_path,
+                                                                            toy_config):
+    conf = replace(toy_config, loop=replace(toy_config.loop, epochs=3, report_val_error=True))
+    trainer, _ = make_trainer(conf, tmp_path, 0)
+    result = trainer.fit()
+    for h in result.history:
+        assert {'mean_error_m', 'r1_m', 'r5_m', 'lateral_r1_m', 'longitudinal_r1_m'} <= set(h)
+        assert 0.0 <= h['r1_m'] <= h['r5_m'] <= 1.0
+    losses = [h['loss'] for h in result.history]
+    best_epoch = min(range(3), key=losses.__getitem__) + 1
+    _, _, record = load_trained_model(result.best_path)
+    assert record['provenance']['epoch'] == best_epoch
+
+
 def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path, toy_config):
     conf = replace(toy_config, loop=replace(toy_config.loop, epochs=3))
     trainer, _ = make_trainer(conf, tmp_path, 0)
