@@ -9,9 +9,11 @@ is optimised; the teacher follows it by EMA (alpha 0.9, once per epoch or every 
 Inference, validation and the exported checkpoint use the teacher.
 
 Every ablation of the paper is a DistillConfig flag: mask ('fov' | 'random_patch' |
-'max_activation' | 'none'), fov_range_deg, mode='augment' (no teacher: the student trained with the weak
-loss on masked images), loss.sharpen, loss.target='single_mode', teacher_update ('ema' |
-'fixed' | 'previous_student') and loss.divergence ('ce' | 'kl').
+'max_activation' | 'none'), fov_range_deg, mode='augment' (no teacher: the student
+trained with the weak loss on masked images; augment_start 'scratch': a new base trained
+with the augmentation from the initial weights), loss.sharpen, loss.target='single_mode',
+teacher_update ('ema' | 'fixed' | 'previous_student'), ema_scope and loss.divergence
+('ce' | 'kl').
 
 Only the LocationScores interface of the model is used, so any estimator works.
 """

@@ -11,8 +11,9 @@ an odd number of cells per side (template_shape), so that when the camera sits o
 satellite feature cell centre every template cell sits on a satellite feature cell centre.
 
 A ground visibility mask (True = visible, masking.py convention: (B, W) columns or
-(B, H, W) pixels) removes the cells that sample hidden columns / pixels from the features, the confidence and the valid mask,
-so they drop out of the cosine normalisation (sliding_correlation.py).
+(B, H, W) pixels) removes the cells that sample hidden columns / pixels from the features,
+the confidence and the valid mask, so they drop out of the cosine normalisation
+(sliding_correlation.py).
 """
 from __future__ import annotations
 

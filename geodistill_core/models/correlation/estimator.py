@@ -10,9 +10,9 @@ satellite map (sliding_correlation.py). Levels default to the VGG16 U-Net's 0 (1
 2 (1/2), template side 0.4 of the satellite feature side, 'same' positions.
 
 The ground-visibility mask (GeoDistill FoV mask, (B, Wg) bool, True = visible; or a
-(B, Hg, Wg) pixel mask for the patch ablations) blanks the hidden part of the ground image before its extractor (fill 0, the mean colour of
-normalised inputs) and removes the BEV cells that sample them from the features, the
-confidence and the cosine normalisation.
+(B, Hg, Wg) pixel mask for the patch ablations) blanks the hidden part of the ground
+image before its extractor (fill 0, the mean colour of normalised inputs) and removes the
+BEV cells that sample it from the features, the confidence and the cosine normalisation.
 
 `activation_checkpointing` (off by default; training.loop switches it on): in training mode
 with gradients enabled, each extractor's activations are recomputed in the backward pass

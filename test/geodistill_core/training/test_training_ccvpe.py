@@ -11,7 +11,9 @@ from geodistill_core.training import (
     ModelConfig,
     SupervisedObjective,
     WeakConfig,
+    batch_to_location_inputs,
     build_model,
+    location_scores,
 )
 from geodistill_core.training.flat_world import FlatWorldDataset
 
@@ -47,7 +49,19 @@ def test_geodistill_runs_on_the_descriptor_estimator_without_labels(ccvpe_batch)
     out['loss'].backward()
     assert all(p.grad is None for p in objective.teacher.parameters())
     assert 0.4 < out['visible_fraction'].item() < 0.7
-    val = objective.validation_step(unlabelled)
-    assert val['loss'] == val['distill_loss']  # no all-pairs mode: distillation loss
+    # no all-pairs mode: the label-free validation loss is the distillation loss. With no
+    # mask and student = teacher it is the teacher's entropy at tau 0.06, level mean:
+    same = DistillObjective(ccvpe_model().eval(), DistillConfig(mask='none'), WeakConfig())
+    val = same.validation_step(unlabelled)
+    with torch.no_grad():
+        scores = location_scores(same.teacher, batch_to_location_inputs(unlabelled)).scores
+    entropies = []
+    for level in scores:
+        p = torch.softmax(level.double().flatten(1) / 0.06, dim=1)
+        entropies.append(float(-(p * p.clamp_min(1e-300).log()).sum(dim=1).mean()))
+    expected = sum(entropies) / len(entropies)
+    loss_sum, count = val['loss']
+    assert count == 4 and loss_sum / count == pytest.approx(expected, rel=1e-4)
+    assert val['distill_loss'] == val['loss'] and expected > 0.1
     with pytest.raises(ValueError, match='all-pairs'):
         DistillObjective(ccvpe_model(), DistillConfig(mode='augment'), WeakConfig())

@@ -1,12 +1,10 @@
 """GeoDistill step: loss value, no teacher gradient, the mask reaching the estimator,
 every ablation flag, and the student learning."""
-import copy
 import math
 
 import pytest
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from geodistill_core.losses import DistillationLossConfig
 from geodistill_core.models.correlation import LocationScores
@@ -17,7 +15,6 @@ from geodistill_core.training import (
     batch_to_location_inputs,
     draw_ground_mask,
     location_scores,
-    weak_location_loss,
 )
 
 TAU = 0.06
@@ -54,6 +51,28 @@ def hand_ce(T, S, tau):
     return total / len(T)
 
 
+def hand_kl(T, S, tau):
+    """sum_i P_t(i) (log P_t(i) - log P_s(i)) per map, batch mean, cell by cell."""
+    total = 0.0
+    for t, s in zip(T, S, strict=True):
+        t, s = t.flatten().tolist(), s.flatten().tolist()
+        zt, zs = sum(math.exp(v / tau) for v in t), sum(math.exp(v / tau) for v in s)
+        for vt, vs in zip(t, s, strict=True):
+            p_t = math.exp(vt / tau) / zt
+            total += p_t * (math.log(p_t) - (vs / tau - math.log(zs)))
+    return total / len(T)
+
+
+def hand_single_mode(T, S, tau):
+    """-log P_s(argmax_i T(i)) per map (the teacher's best cell found by a plain loop)."""
+    total = 0.0
+    for t, s in zip(T, S, strict=True):
+        t, s = t.flatten().tolist(), s.flatten().tolist()
+        best = max(range(len(t)), key=lambda i: t[i])
+        total -= s[best] / tau - math.log(sum(math.exp(v / tau) for v in s))
+    return total / len(T)
+
+
 def test_loss_equals_a_hand_computed_cross_entropy_on_3x3_maps(toy_batch):
     objective, T, S = stub_objective(DistillConfig())
     loss = objective.train_module(toy_batch, 0)['loss']
@@ -69,10 +88,9 @@ def test_loss_ablations_change_the_loss_as_specified(toy_batch, sharpen, target,
     loss = objective.train_module(toy_batch, 0)['loss'].item()
     tau = TAU if sharpen else 1.0
     if target == 'single_mode':
-        log_s = F.log_softmax(S.flatten(1) / tau, dim=1)
-        expected = -log_s.gather(1, T.flatten(1).argmax(1, keepdim=True)).mean().item()
+        expected = hand_single_mode(T, S, tau)
     elif divergence == 'kl':
-        expected = hand_ce(T, S, tau) - hand_ce(T, T, tau)
+        expected = hand_kl(T, S, tau)
     else:
         expected = hand_ce(T, S, tau)
     assert loss == pytest.approx(expected, rel=1e-5)
@@ -213,22 +231,43 @@ def test_max_activation_needs_a_teacher_with_ground_features(toy_batch, toy_esti
                          toy_batch['ground'], torch.Generator(), teacher=None)
 
 
-def test_augment_mode_is_the_weak_loss_on_masked_images_without_teacher(toy_batch,
-                                                                        toy_estimator):
-    torch.manual_seed(0)
-    model = toy_estimator()
-    reference = copy.deepcopy(model)
+class AllPairsStub(nn.Module):
+    """Fixed all-pairs 2x2 maps: A for the full images, B for masked ones (records calls)."""
+
+    def __init__(self, full, masked):
+        super().__init__()
+        self.register_buffer('A', full)
+        self.register_buffer('M', masked)
+        self.scale = nn.Parameter(torch.ones(()))
+        self.calls = []
+
+    def forward(self, ground_images, satellite_images, *, ground_visible_cols=None,
+                all_pairs=False, **kwargs):
+        self.calls.append({'visible_cols': ground_visible_cols, 'all_pairs': all_pairs})
+        maps = self.A if ground_visible_cols is None else self.scale * self.M
+        return LocationScores([maps], [1.0])
+
+
+def test_augment_mode_is_the_weak_loss_on_masked_images_without_teacher(toy_batch):
+    """Hand-computed: d_mn = min over cells of (2 - 2 s_mn); loss = mean over m != n of
+    log(1 + exp(10 (d_mm - d_mn))) on the MASKED maps (the full ones would differ)."""
+    gen = torch.Generator().manual_seed(4)
+    full, masked = torch.rand(4, 4, 2, 2, generator=gen), torch.rand(4, 4, 2, 2, generator=gen)
+    model = AllPairsStub(full, masked)
     objective = DistillObjective(model, DistillConfig(mode='augment'), WeakConfig())
     assert objective.teacher is None and objective.export_module() is model
-    loss = objective.train_module(toy_batch, 9)['loss']
-    inputs = batch_to_location_inputs(toy_batch)
-    mask = draw_ground_mask(DistillConfig(), 'panorama', inputs['ground_images'],
-                            torch.Generator().manual_seed(9))
-    masked = {**inputs, 'ground_images': mask.model_input(inputs['ground_images'])}
-    scores = location_scores(reference, masked, mask.visible_cols, all_pairs=True)
-    expected = weak_location_loss(scores, WeakConfig())['loss']
-    torch.testing.assert_close(loss, expected)
-    assert objective.student.calls[0]['all_pairs'] is True
+    loss = objective.train_module(toy_batch, 9)['loss'].item()
+
+    def hand(maps):
+        d = [[min(2 - 2 * v for v in maps[m][n].flatten().tolist()) for n in range(4)]
+             for m in range(4)]
+        terms = [math.log1p(math.exp(10 * (d[m][m] - d[m][n])))
+                 for m in range(4) for n in range(4) if m != n]
+        return sum(terms) / len(terms)
+    assert loss == pytest.approx(hand(masked), rel=1e-5)
+    assert loss != pytest.approx(hand(full), rel=1e-3)
+    call = model.calls[0]
+    assert call['all_pairs'] is True and call['visible_cols'].shape == (4, 32)
 
 
 @pytest.mark.parametrize('update', ['ema', 'fixed', 'previous_student'])

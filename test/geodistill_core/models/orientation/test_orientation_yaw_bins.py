@@ -94,9 +94,24 @@ def test_float32_logits_decode_within_005_deg():
 
 
 def test_decoding_sign_and_spread():
-    logits = yaw_offset_labels(torch.tensor([10.0, -20.0], dtype=torch.float64), CENTERS).log()
+    """Hand-built logits (no label function involved): a peak on bin 55 (centre +10 deg,
+    counter-clockwise) and one on bin 25 (-20 deg) must decode to +10 and -20; a sign flip
+    of the decoder would give -10 and +20."""
+    hand = torch.full((2, 91), -50.0, dtype=torch.float64)
+    hand[0, 55] = 0.0
+    hand[1, 25] = 0.0
+    assert decode_yaw_offset_deg(hand, CENTERS).tolist() == pytest.approx([10.0, -20.0],
+                                                                         abs=1e-9)
+    # the labels peak on the same bins (index by hand: (offset + 45) / 1 deg)
+    labels = yaw_offset_labels(torch.tensor([10.0, -20.0], dtype=torch.float64), CENTERS)
+    assert labels.argmax(dim=1).tolist() == [55, 25]
+    # an asymmetric offset between bins: 10.3 deg leans towards bin 56, not bin 54
+    between = yaw_offset_labels(torch.tensor([10.3], dtype=torch.float64), CENTERS)[0]
+    assert between[56] > between[54]
+    # offsets are true - prior, counter-clockwise positive (map frame)
+    assert yaw_offset_rad(torch.tensor([0.5]), torch.tensor([0.2])).item() == pytest.approx(0.3)
+    logits = labels.log()
     decoded = decode_yaw_offset_deg(logits, CENTERS)
-    assert decoded.tolist() == pytest.approx([10.0, -20.0])  # counter-clockwise positive
     spread = yaw_spread_deg(logits, CENTERS, decoded)
     assert spread.tolist() == pytest.approx([1.0, 1.0], abs=1e-3)  # the label width
     wide = yaw_offset_labels(torch.tensor([10.0]), CENTERS.float(), sigma_bins=5.0).log()
