@@ -50,7 +50,6 @@ from geodistill_core.evaluation.config import EvalConfig  # noqa: E402
 from geodistill_core.localizer import ASSETS_DIR, DEFAULT_YAW_SEARCH, Localizer  # noqa: E402
 from geodistill_core.rotation_search import (  # noqa: E402
     posterior_from_scores,
-    posterior_variance,
     search_yaw,
 )
 from geodistill_core.training.data import build_dataset  # noqa: E402
