@@ -6,6 +6,7 @@ once per frame and, for every batch of yaw candidates, only projects the ground 
 at those yaws and correlates every template with its own frame's satellite features (one
 all-pairs correlation per frame: the satellite map meets all its candidates at once).
 
+The correlation is the estimator's own (masked cosine, with its confidence weighting).
 A yaw's score is, per level, either the best cosine over positions ('max') or the
 heatmap's log marginal likelihood ('logsumexp': log mean over cells of exp(score / tau),
 tau the level's heatmap temperature, e.g. GeoDistill's 0.06 times the calibration
@@ -112,13 +113,16 @@ class CorrelationYawScorer:
             levels, self.ground_hw, self.geometry, self._repeat(self.camera_height_m, n),
             yaw_rad.reshape(-1), K)
         config = self.estimator.config
+        both = getattr(config, 'confidence_weighting', 'ground') == 'both'
         out = []
         for sat, tpl in zip(self.sat_features, templates, strict=True):
             weighted = tpl.weighted()
+            rows = [slice(b * n, (b + 1) * n) for b in range(self.batch)]
             maps = [masked_cosine_correlation(
-                sat[b:b + 1], weighted[b * n:(b + 1) * n], tpl.valid[b * n:(b + 1) * n],
-                config.positions, True, config.correlation_method)
-                for b in range(self.batch)]
+                sat[b:b + 1], weighted[r], tpl.valid[r], config.positions, True,
+                config.correlation_method,
+                window_weight=tpl.confidence[r, 0] if both else None)
+                for b, r in enumerate(rows)]
             out.append(torch.cat(maps, 0))
         return out
 

@@ -31,13 +31,14 @@ def camera_kwargs(camera_model):
 
 
 @pytest.mark.parametrize('camera_model', ['panorama', 'pinhole'])
-@pytest.mark.parametrize('reduce, levels', [('max', 'finest'), ('logsumexp', 'mean')])
+@pytest.mark.parametrize('reduce, levels, weighting', [
+    ('max', 'finest', 'ground'), ('logsumexp', 'mean', 'ground'), ('max', 'mean', 'both')])
 def test_batched_candidates_equal_one_forward_per_yaw(tiny_conv_extractor, camera_model,
-                                                      reduce, levels):
+                                                      reduce, levels, weighting):
     torch.manual_seed(0)
     config = CorrelationEstimatorConfig(
         levels=(CorrelationLevel('coarse', 6), CorrelationLevel('fine', 4)),
-        camera_model=camera_model)
+        camera_model=camera_model, confidence_weighting=weighting)
     est = CorrelationLocationEstimator(config, tiny_conv_extractor(), tiny_conv_extractor())
     ground, sat = torch.rand(2, 3, 64, 128), torch.rand(2, 3, 64, 64)
     yaws = torch.tensor([[0.1, 0.5, 0.9, 1.3, 1.7], [2.0, -1.0, 0.0, 0.3, 3.0]])
