@@ -19,7 +19,8 @@ yaw prior is the truth plus the split file's dtheta times the range (+-10 deg pi
    the Localizer's time per frame. The prior's NEES uses its uniform variance range^2 / 3.
 
     python bench/bench_yaw_search.py [--camera pinhole|panorama|both]
-        [--checkpoint DIR] [--data-root DIR] [--max-items N] [--out JSON]
+        [--checkpoint DIR] [--data-root DIR] [--max-items N] [--device cpu|cuda]
+        [--out JSON]
 
 Writes bench/results/yaw_search_<camera>.json. Rerun with another --checkpoint (e.g. the
 retrained pinhole model) to remeasure; the data is generated once under data/yaw_search/.
@@ -174,14 +175,14 @@ def loc_stats(err_m: np.ndarray) -> dict:
 
 
 def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
-               max_items: int | None) -> dict:
+               max_items: int | None, device: str = 'cpu') -> dict:
     """The report of one camera (module doc); data_root None: the generated default data."""
     if data_root is None:
         data_root = ROOT / 'data' / 'yaw_search' / camera / 'kitti'
         make_synthetic(data_preset(camera), data_root.parent, seed=SEED, layout='kitti',
                        progress=False)
     config = replace(DEFAULT_YAW_SEARCH[camera][1], range_deg=PRIOR_RANGE_DEG[camera])
-    localizer = Localizer.from_checkpoints(checkpoint, device='cpu', yaw_search='rotation',
+    localizer = Localizer.from_checkpoints(checkpoint, device=device, yaw_search='rotation',
                                            yaw_search_config=config)
     report = {'camera': camera, 'checkpoint': str(checkpoint), 'data_root': str(data_root),
               'seed': SEED, 'prior_range_deg': PRIOR_RANGE_DEG[camera],
@@ -218,7 +219,7 @@ def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
     report['searched'] = searched(localizer, chosen, dataset(camera, checkpoint, data_root,
                                                               'test2'), max_items)
     report['machine'] = {'platform': platform.platform(), 'processor': platform.processor(),
-                         'threads': torch.get_num_threads()}
+                         'threads': torch.get_num_threads(), 'device': str(localizer.device)}
     return report
 
 
@@ -254,15 +255,18 @@ def main(args=None) -> list[Path]:
     parser.add_argument('--data-root', type=Path,
                         help='KITTI-layout root (default: data/yaw_search/<camera>/kitti)')
     parser.add_argument('--max-items', type=int, help='first N frames of each split')
+    parser.add_argument('--device', default='cpu', help="'cpu' | 'cuda[:n]' | 'auto'")
     parser.add_argument('--out', type=Path, help='JSON (default: bench/results/'
                                                  'yaw_search_<camera>.json)')
     ns = parser.parse_args(args)
+    if ns.out is not None and ns.camera == 'both':
+        parser.error('--out names one file: pass --camera pinhole or --camera panorama with it')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     torch.set_num_threads(1)
     written = []
     for camera in (('pinhole', 'panorama') if ns.camera == 'both' else (ns.camera,)):
         checkpoint = ns.checkpoint or ASSETS_DIR / f'default_{camera}_location'
-        report = run_camera(camera, checkpoint, ns.data_root, ns.max_items)
+        report = run_camera(camera, checkpoint, ns.data_root, ns.max_items, ns.device)
         out = ns.out or RESULTS / f'yaw_search_{camera}.json'
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + '\n')
