@@ -83,12 +83,19 @@ class DistillationLossConfig:
 
     divergence: 'ce' (GeoDistill) or 'kl'. target: 'soft' or 'single_mode' (one-hot at
     the teacher's argmax; CE only). sharpen: softmax(score / tau) if True, else tau = 1.
+    tau applies to cosine scores (in [-1, 1]: the correlation estimator). logits_tau
+    applies instead to estimators whose scores are already logits (`scores_are_logits`,
+    CCVPE): their training scales them for softmax at temperature 1, which is how
+    inference reads them, so 1.0 (the default) makes the target the teacher's own
+    inference distribution; tau 0.06 there would multiply the logit gaps by 16.7 and
+    collapse the targets towards one-hot. Values below 1 sharpen relative to inference.
     """
 
     tau: float = DEFAULT_TAU
     sharpen: bool = True
     divergence: str = 'ce'
     target: str = 'soft'
+    logits_tau: float = 1.0
 
     def __post_init__(self):
         if self.divergence not in ('ce', 'kl'):
@@ -97,8 +104,9 @@ class DistillationLossConfig:
             raise ValueError(f"target must be 'soft' or 'single_mode', got {self.target!r}")
         if self.divergence == 'kl' and self.target != 'soft':
             raise ValueError('the KL variant needs the soft target')
-        if not self.tau > 0:
-            raise ValueError(f'tau must be > 0, got {self.tau}')
+        if not (self.tau > 0 and self.logits_tau > 0):
+            raise ValueError(f'tau and logits_tau must be > 0, got {self.tau}, '
+                             f'{self.logits_tau}')
 
 
 def distillation_loss(teacher_levels: list[torch.Tensor], student_levels: list[torch.Tensor],

@@ -15,9 +15,9 @@ import json
 import logging
 from pathlib import Path
 
-from geodistill_core.losses import DistillationLossConfig
 from geodistill_core.training.config import (
     AMP_MODES,
+    AUGMENT_STARTS,
     DISTILL_MODES,
     MASKS,
     TEACHER_UPDATES,
@@ -55,8 +55,12 @@ def build_parser(task: str) -> argparse.ArgumentParser:
         p.add_argument('--gnss-window-m', type=float,
                        help='enable the GNSS-window term with this half-side (metres)')
     if task == 'distill':
-        p.add_argument('--base-checkpoint', type=Path, required=True,
-                       help='checkpoint folder of the trained base model')
+        p.add_argument('--base-checkpoint', type=Path,
+                       help='checkpoint folder of the trained base model (required except '
+                       'for --mode augment --augment-start scratch)')
+        p.add_argument('--augment-start', choices=AUGMENT_STARTS,
+                       help="mode augment: 'base' continues the trained base, 'scratch' "
+                       'trains a new base with the FoV augmentation (paper Table 4)')
         p.add_argument('--mask', choices=MASKS)
         p.add_argument('--fov-range', type=float, nargs=2, metavar=('LO_DEG', 'HI_DEG'))
         p.add_argument('--mode', choices=DISTILL_MODES,
@@ -89,12 +93,13 @@ def config_from_args(args: argparse.Namespace, task: str) -> TrainConfig:
             conf = replace(conf, weak=replace(conf.weak, gnss_window_m=args.gnss_window_m))
     if task == 'distill':
         loss = conf.distill.loss
-        loss = DistillationLossConfig(
-            tau=loss.tau if args.tau is None else args.tau,
+        loss = replace(
+            loss, tau=loss.tau if args.tau is None else args.tau,
             sharpen=loss.sharpen if args.sharpen is None else args.sharpen,
             divergence=args.divergence or loss.divergence, target=args.target or loss.target)
         conf = replace(conf, distill=_set(
-            conf.distill, mask=args.mask, mode=args.mode, teacher_update=args.teacher_update,
+            conf.distill, mask=args.mask, mode=args.mode, augment_start=args.augment_start,
+            teacher_update=args.teacher_update,
             ema_alpha=args.ema_alpha, ema_every_steps=args.ema_every_steps, loss=loss,
             fov_range_deg=tuple(args.fov_range) if args.fov_range else None))
     return apply_overrides(conf, args.overrides)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geodistill_core.losses import DistillationLossConfig
+from geodistill_core.models.ccvpe.supervised_loss import CcvpeLossConfig
 
 TASKS = ('location', 'distill', 'orientation')
 AMP_MODES = ('none', 'bf16', 'fp16')
@@ -290,7 +291,11 @@ class OrientationConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. `supervision` applies to task 'location' ('weak' | 'supervised';
-    'supervised' is for the descriptor (CCVPE) teacher only and reads position labels)."""
+    'supervised' is for the descriptor (CCVPE) teacher only and reads position labels);
+    `supervised` holds its loss weights (CcvpeLossConfig: 1/1/1 by default; CCVPE's own
+    InfoNCE x1e4, orientation x10 with `--set supervised.infonce_weight=1e4 --set
+    supervised.orientation_weight=10 --set supervised.heatmap_levels=finest`, i.e.
+    models.ccvpe.supervised_loss.CCVPE_PAPER_LOSS)."""
 
     name: str = 'run'
     task: str = 'location'
@@ -302,6 +307,7 @@ class TrainConfig:
     weak: WeakConfig = field(default_factory=WeakConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     orientation: OrientationConfig = field(default_factory=OrientationConfig)
+    supervised: CcvpeLossConfig = field(default_factory=CcvpeLossConfig)
 
     def __post_init__(self):
         _check(self.task in TASKS, f'task must be one of {TASKS}, got {self.task!r}')

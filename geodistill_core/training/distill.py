@@ -4,7 +4,9 @@ Teacher and student are copies of a trained base model. Per step, the teacher (e
 mode, under no_grad) scores the full ground image; the student scores a masked copy (the
 mask blanks the image before the backbone and, as ground_visible_cols, removes the hidden
 BEV cells from the correlation); the loss is the cross-entropy from the teacher's to the
-student's sharpened softmax (tau 0.06) averaged over all heatmap levels. Only the student
+student's sharpened softmax (tau 0.06 on cosine scores; estimators whose scores are logits,
+CCVPE, use loss.logits_tau, 1 by default: losses.DistillationLossConfig) averaged over all
+heatmap levels. Only the student
 is optimised; the teacher follows it by EMA (alpha 0.9, once per epoch or every N steps).
 Inference, validation and the exported checkpoint use the teacher.
 
@@ -20,6 +22,7 @@ Only the LocationScores interface of the model is used, so any estimator works.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -52,6 +55,9 @@ class DistillLossModule(nn.Module):
         self.config = config
         self.camera_model = camera_model
         self.yaw_key = yaw_key
+        estimator = getattr(student, 'estimator', student)
+        self.loss_config = (replace(config.loss, tau=config.loss.logits_tau)
+                            if getattr(estimator, 'scores_are_logits', False) else config.loss)
 
     @property
     def teacher(self) -> nn.Module:
@@ -68,7 +74,7 @@ class DistillLossModule(nn.Module):
         masked = {**inputs, 'ground_images': mask.model_input(inputs['ground_images'])}
         student_scores = location_scores(self.student, masked, mask.visible_cols).scores
         loss = distillation_loss([t.detach().float() for t in teacher_scores],
-                                 [s.float() for s in student_scores], self.config.loss)
+                                 [s.float() for s in student_scores], self.loss_config)
         visible = (mask.visible.float().mean() if mask.visible is not None
                    else loss.new_ones(()))
         return {'loss': loss, 'visible_fraction': visible}
@@ -100,8 +106,12 @@ class DistillObjective(Objective):
                                             config.ema_every_steps, config.ema_scope)
         else:
             if not supports_all_pairs(base_model):
-                raise ValueError("mode 'augment' trains with the weak in-batch loss, which "
-                                 'needs an estimator with an all-pairs mode (correlation)')
+                raise ValueError(
+                    "mode 'augment' trains with the weak in-batch loss, which needs an "
+                    'estimator with an all-pairs mode (correlation). The descriptor (CCVPE) '
+                    'base is trained with position labels, so its augmentation control would '
+                    'be the supervised loss on masked images, a different experiment from '
+                    "the paper's weak-base control; it is not offered")
             self.train_module = WeakLossModule(self.student, weak_config, yaw_key, mask=config,
                                                camera_model=camera_model)
         self._validator = (WeakLossModule(self.export_module(), weak_config, yaw_key)

@@ -162,23 +162,47 @@ CCVPE_PREPROCESS = Preprocess(IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, input_multipl
 
 def build_ccvpe_model(config: ModelConfig) -> LocationModel:
     """LocationModel around a DescriptorEstimator built from config.estimator (a
-    DescriptorEstimatorConfig dict; camera_model comes from the ModelConfig)."""
-    from geodistill_core.models.ccvpe import DescriptorEstimatorConfig, build_descriptor_estimator
+    DescriptorEstimatorConfig dict; camera_model comes from the ModelConfig).
+
+    EfficientNet-B0 encoders start from ImageNet weights when config.pretrained: the local
+    timm files config.ground_weights / config.satellite_weights (required then: a missing
+    path or file is an error naming how to get it); pretrained=False: random weights.
+    The tiny test encoder has no pretrained weights (config.pretrained is ignored there).
+    """
+    from geodistill_core.models.ccvpe import DescriptorEstimator, DescriptorEstimatorConfig
+    from geodistill_core.models.ccvpe.encoders import build_encoder
     values = {**(config.estimator or {}), 'camera_model': config.camera_model}
-    estimator = build_descriptor_estimator(DescriptorEstimatorConfig.from_dict(values))
+    estimator_config = DescriptorEstimatorConfig.from_dict(values)
+    weights = {'ground': None, 'satellite': None}
+    if config.pretrained and estimator_config.backbone == 'efficientnet_b0':
+        from geodistill_core.models.backbones.efficientnet_b0 import B0_HINT
+        weights = {'ground': config.ground_weights, 'satellite': config.satellite_weights}
+        missing = [f'model.{k}_weights' for k, v in weights.items() if v is None]
+        if missing:
+            raise FileNotFoundError(f'CCVPE EfficientNet-B0 encoders with pretrained=True need '
+                                    f'{missing} (or model.pretrained=false for random '
+                                    f'weights). {B0_HINT}')
+    estimator = DescriptorEstimator(
+        estimator_config, build_encoder(estimator_config.backbone, weights['ground']),
+        build_encoder(estimator_config.backbone, weights['satellite']))
     return LocationModel(estimator, CCVPE_PREPROCESS, CCVPE_PREPROCESS)
 
 
 def build_orientation_model(config: ModelConfig) -> nn.Module:
     """OrientationEstimator from config.estimator (an OrientationEstimatorConfig dict); its
     encoders load their ImageNet weights only when both the estimator config and
-    config.pretrained ask for them (a checkpoint rebuild sets pretrained=False)."""
+    config.pretrained ask for them (a checkpoint rebuild sets pretrained=False), from the
+    estimator's `weights` file, or config.ground_weights when given (the same route as the
+    location models: --set model.ground_weights=PATH)."""
     from geodistill_core.models.orientation import (
         OrientationEstimatorConfig,
         build_orientation_estimator,
     )
-    return build_orientation_estimator(OrientationEstimatorConfig.from_dict(
-        dict(config.estimator or {})), load_pretrained=config.pretrained)
+    values = dict(config.estimator or {})
+    if config.ground_weights is not None:
+        values['weights'] = config.ground_weights
+    return build_orientation_estimator(OrientationEstimatorConfig.from_dict(values),
+                                       load_pretrained=config.pretrained)
 
 
 register_model_kind('ccvpe', build_ccvpe_model)

@@ -18,18 +18,23 @@ min in-batch distance 60 m (tiny: 0), GeoDistill tau 0.06, FoV 180-240 deg (KITT
 kitti) follow G2SWeakly / the GeoDistill reference where our defaults differ: decoder
 64/16 ('vgg16_unet_g2s'), positions 'valid', confidence on both sides of the cosine, EMA
 over parameters only; the synthetic presets keep the defaults (their embedded models).
-Orientation: models.orientation with EfficientNet-B0 encoders (synthetic_bench: ImageNet EfficientNet-Lite0 cut at stride 16,
-the embedded default), a downward view of the satellite's size, +-45 deg in 1 deg bins
-(KITTI: the reader's +-10 deg prior; the estimator takes panoramas only so far). VGG16
-needs its torchvision weights file
-(`--set model.ground_weights=... --set model.satellite_weights=...`).
+Orientation: models.orientation, a downward view of the satellite's size, +-45 deg in
+1 deg bins (KITTI: the reader's +-10 deg prior; the estimator takes panoramas only so
+far); paper presets: ImageNet EfficientNet-B0 cut after block 14, fused map flattened into
+the MLP (B0_BLOCK14_FLATTEN, as the reference); synthetic_bench: ImageNet EfficientNet-
+Lite0 cut at stride 16 (the embedded default); synthetic_kitti: B0 features, random
+weights. VGG16 and B0 need their local weights files (`--set model.ground_weights=...
+--set model.satellite_weights=...`; the orientation estimator reads ground_weights).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
 from geodistill_core.data.synthetic.presets import TRAIN_CITIES as SYNTHETIC_TRAIN_CITIES
-from geodistill_core.models.orientation.config import LITE0_STRIDE16_ENCODERS
+from geodistill_core.models.orientation.config import (
+    B0_BLOCK14_FLATTEN,
+    LITE0_STRIDE16_ENCODERS,
+)
 from geodistill_core.training.config import (
     DataConfig,
     DistillConfig,
@@ -143,6 +148,9 @@ def preset(name: str, task: str = 'location') -> TrainConfig:
         elif name == 'synthetic_bench':  # models.orientation.lite0_orientation_config
             model = _orientation_model(data.sat_size, orientation.prior_range_deg,
                                        **LITE0_STRIDE16_ENCODERS)
+        elif name in ('vigor_cross', 'vigor_same', 'kitti'):  # the paper's estimator
+            model = _orientation_model(data.sat_size, orientation.prior_range_deg,
+                                       **B0_BLOCK14_FLATTEN)
         else:
             model = _orientation_model(data.sat_size, orientation.prior_range_deg)
     distill = DistillConfig(**_DISTILL_OVERRIDES.get(name, {}))

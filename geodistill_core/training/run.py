@@ -139,7 +139,7 @@ def train_location(conf: TrainConfig, paths: RunPaths) -> Path:
         if conf.supervision == 'supervised':
             logger.warning('supervised training reads position labels (descriptor teacher '
                            'only); GeoDistill itself never does')
-            objective = SupervisedObjective(model, conf.data.yaw_key)
+            objective = SupervisedObjective(model, conf.data.yaw_key, conf.supervised)
         else:
             objective = WeakObjective(model, conf.weak, conf.data.yaw_key)
         return objective, conf.model, {'objective': conf.supervision}
@@ -148,13 +148,27 @@ def train_location(conf: TrainConfig, paths: RunPaths) -> Path:
 
 def distill(conf: TrainConfig, paths: RunPaths) -> Path:
     """GeoDistill (or its augmentation control) from paths.base_checkpoint; returns the
-    teacher's checkpoint (the student's in mode 'augment')."""
+    teacher's checkpoint (the student's in mode 'augment').
+
+    mode 'augment' with augment_start 'scratch' (the paper's Table 4 control) trains a new
+    base model from conf.model's initial weights with the weak loss on FoV-masked images,
+    no base checkpoint: compare it with the base trained without the augmentation for the
+    same number of steps (set --epochs to the base's).
+    """
     _check_task(conf, 'distill')
-    if paths.base_checkpoint is None:
+    scratch = conf.distill.mode == 'augment' and conf.distill.augment_start == 'scratch'
+    if paths.base_checkpoint is None and not scratch:
         raise ValueError('GeoDistill needs the trained base model: pass --base-checkpoint '
                          '(the best/ folder written by train_location.py)')
+    if paths.base_checkpoint is not None and scratch:
+        raise ValueError("augment_start='scratch' trains a new base from the initial weights; "
+                         'drop --base-checkpoint (or use augment_start=base to continue it)')
 
     def build(conf, paths):
+        if scratch:
+            objective = DistillObjective(build_model(conf.model), conf.distill, conf.weak,
+                                         conf.model.camera_model, conf.data.yaw_key)
+            return objective, conf.model, {'objective': 'geodistill/augment_from_scratch'}
         model, model_config, _ = load_trained_model(paths.base_checkpoint)
         if model_config.kind != conf.model.kind or model_config.camera_model != \
                 conf.model.camera_model:

@@ -47,10 +47,12 @@ def gaussian_heatmap_loss(scores: list[torch.Tensor], cell_m: torch.Tensor,
 class SupervisedLossModule(nn.Module):
     """forward(batch, step_seed) -> {'loss'} with position labels (teacher pre-training)."""
 
-    def __init__(self, model: nn.Module, yaw_key: str = 'yaw_rad') -> None:
+    def __init__(self, model: nn.Module, yaw_key: str = 'yaw_rad',
+                 ccvpe_loss=None) -> None:
         super().__init__()
         self.model = model
         self.yaw_key = yaw_key
+        self.ccvpe_loss = ccvpe_loss
 
     def forward(self, batch: dict, step_seed: int = 0) -> dict[str, torch.Tensor]:
         if POSITION_LABEL_KEY not in batch:
@@ -65,11 +67,12 @@ class SupervisedLossModule(nn.Module):
         out = self.model(inputs['ground_images'], satellite,
                          sat_meters_per_px=float(mpp[0]), **kwargs)
         if hasattr(out, 'orientation_field'):
-            from geodistill_core.models.ccvpe import ccvpe_supervised_loss
+            from geodistill_core.models.ccvpe import CcvpeLossConfig, ccvpe_supervised_loss
             S = satellite.shape[-1]
             row, col = offset_en_m_to_pixel(truth[:, 0], truth[:, 1], S, S, mpp)
             true_rc = torch.stack([row, col], dim=1).to(satellite.dtype)
-            return ccvpe_supervised_loss(out, true_rc, batch['yaw_rad'].to(satellite))
+            return ccvpe_supervised_loss(out, true_rc, batch['yaw_rad'].to(satellite),
+                                         self.ccvpe_loss or CcvpeLossConfig())
         cell_m = torch.stack([mpp * satellite.shape[-2] / s.shape[-2] for s in out.scores],
                              dim=1)
         side_m = mpp * satellite.shape[-1]
@@ -81,8 +84,9 @@ class SupervisedObjective(ModelObjective):
 
     strip_labels = False
 
-    def __init__(self, model: nn.Module, yaw_key: str = 'yaw_rad') -> None:
-        super().__init__(model, SupervisedLossModule(model, yaw_key))
+    def __init__(self, model: nn.Module, yaw_key: str = 'yaw_rad', ccvpe_loss=None) -> None:
+        """ccvpe_loss: CcvpeLossConfig of the descriptor estimator (None: the defaults)."""
+        super().__init__(model, SupervisedLossModule(model, yaw_key, ccvpe_loss))
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict[str, tuple[float, int]]:

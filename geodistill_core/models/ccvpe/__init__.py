@@ -34,11 +34,13 @@ from geodistill_core.models.ccvpe.ground_descriptor import (
 from geodistill_core.models.ccvpe.matching import orientation_cosine, rolled_slot_index
 from geodistill_core.models.ccvpe.pinhole_canvas import pinhole_to_panorama
 from geodistill_core.models.ccvpe.supervised_loss import (
+    CCVPE_PAPER_LOSS,
     CcvpeLossConfig,
     ccvpe_supervised_loss,
 )
 
 __all__ = [
+    'CCVPE_PAPER_LOSS',
     'CcvpeLossConfig',
     'CoarseToFineDecoder',
     'DescriptorEstimator',

@@ -3,8 +3,9 @@
 An encoder maps (B, 3, H, W) preprocessed images to a list of feature maps; level l has
 shape (B, channels[l], H / stride[l], W / stride[l]). `tiny_encoder` is a few strided
 convolutions for CPU tests (translation-equivariant: no pooling, no global operation);
-`efficientnet_b0_encoder` is timm's EfficientNet-B0 with random weights (pretrained ones
-come from local files through the backbone registry, never from the network).
+`efficientnet_b0_encoder` is timm's EfficientNet-B0 with random weights; `build_encoder(...,
+weights=path)` loads ImageNet weights from a local timm state-dict file (never from the
+network).
 """
 from __future__ import annotations
 
@@ -60,10 +61,30 @@ def efficientnet_b0_encoder() -> nn.Module:
     return timm.create_model('efficientnet_b0', features_only=True, pretrained=False)
 
 
-def build_encoder(backbone: str) -> nn.Module:
-    """'efficientnet_b0' or 'tiny' -> a new randomly initialised encoder."""
+def load_efficientnet_b0_encoder_weights(encoder: nn.Module, path: str) -> None:
+    """Load a timm `efficientnet_b0` ImageNet state dict (the backbone registry's file,
+    B0_HINT says how to get it) into efficientnet_b0_encoder(); the classifier and the 1x1
+    head (conv_head, bn2), which features_only drops, are the only keys left unused.
+    Raises FileNotFoundError naming the path and the fix, WeightsMismatchError on any
+    other mismatch."""
+    from geodistill_core.models.backbones.efficientnet_b0 import B0_HINT
+    from geodistill_core.models.backbones.weights import load_state_dict_strict, read_state_dict
+
+    load_state_dict_strict(encoder, read_state_dict(path, B0_HINT), source=str(path),
+                           ignorable_unexpected=[r'classifier\..+', r'conv_head\..+',
+                                                 r'bn2\..+'])
+
+
+def build_encoder(backbone: str, weights: str | None = None) -> nn.Module:
+    """'efficientnet_b0' or 'tiny' -> a new encoder, randomly initialised, or (B0 only)
+    with the ImageNet weights of the local timm file `weights`."""
     if backbone == 'efficientnet_b0':
-        return efficientnet_b0_encoder()
+        encoder = efficientnet_b0_encoder()
+        if weights is not None:
+            load_efficientnet_b0_encoder_weights(encoder, weights)
+        return encoder
+    if weights is not None:
+        raise ValueError(f'backbone {backbone!r} has no pretrained weights; pass weights=None')
     if backbone == 'tiny':
         return tiny_encoder()
     raise ValueError(f"backbone must be 'efficientnet_b0' or 'tiny', got {backbone!r}")

@@ -71,6 +71,8 @@ class DescriptorEstimator(nn.Module):
     convolutions are made width-circular in place (no parameter changes).
     """
 
+    scores_are_logits = True  # trained for softmax at temperature 1 (distillation: logits_tau)
+
     def __init__(self, config: DescriptorEstimatorConfig, ground_encoder: nn.Module,
                  satellite_encoder: nn.Module) -> None:
         super().__init__()

