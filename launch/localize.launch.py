@@ -6,6 +6,9 @@
         fix_topic:=/kitti/oxts/gps/fix_noisy twist_topic:=/kitti/oxts/twist \
         use_sim_time:=true
 
+The node is a managed (lifecycle) node: autostart:=false leaves it unconfigured until a
+lifecycle manager drives it through ~/change_state (configure, activate).
+
 Parameters come from config/localize.yaml in the package share directory unless
 params_file:=... names another file.
 """
@@ -26,6 +29,10 @@ def generate_launch_description():
                               description='Node parameter file (ros__parameters YAML)'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='Use /clock (true when replaying bags)'),
+        DeclareLaunchArgument('autostart', default_value='true',
+                              description='Configure and activate the (lifecycle) node at '
+                              'start-up; false: leave it unconfigured for a lifecycle '
+                              'manager (e.g. nav2_lifecycle_manager)'),
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
                               description='sensor_msgs/Image input'),
         DeclareLaunchArgument('compressed_image_topic',
@@ -58,7 +65,8 @@ def generate_launch_description():
         parameters=[
             LaunchConfiguration('params_file'),
             {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
-                                            value_type=bool)},
+                                            value_type=bool),
+             'autostart': ParameterValue(LaunchConfiguration('autostart'), value_type=bool)},
         ],
         remappings=[
             ('image', LaunchConfiguration('image_topic')),

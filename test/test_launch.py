@@ -158,6 +158,15 @@ def test_use_sim_time_is_a_bool_launch_argument(description):
     assert value.args[0].args == ('use_sim_time',)
 
 
+def test_autostart_is_a_bool_launch_argument_for_the_node_parameter(description):
+    from geodistill_ros.node.params import SPECS
+    args = declared_arguments(description)
+    assert args['autostart']['default_value'] == 'true' and SPECS['autostart'].default is True
+    value = the_node(description)['parameters'][1]['autostart']
+    assert type(value).__name__ == 'ParameterValue' and value.kwargs['value_type'] is bool
+    assert value.args[0].args == ('autostart',)
+
+
 def test_every_launch_configuration_is_declared(description):
     declared = set(declared_arguments(description))
     node = the_node(description)

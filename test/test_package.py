@@ -24,7 +24,7 @@ def test_package_xml_format3_ament_python_and_depends():
     assert root.find('export/build_type').text == 'ament_python'
     deps = {e.text for e in root.findall('exec_depend')}
     for msg in ('rclpy', 'sensor_msgs', 'geometry_msgs', 'nav_msgs', 'diagnostic_msgs',
-                'std_msgs'):
+                'std_msgs', 'lifecycle_msgs'):
         assert msg in deps
 
 

@@ -14,6 +14,12 @@ Topics (relative; remapped by launch/localize.launch.py):
        /diagnostics (DiagnosticArray)                              reliable, volatile, depth 10
        /tf (tf2_msgs/TFMessage, only with publish_tf)              reliable, volatile, depth 10
   srv  ~/reset (std_srvs/Trigger): restart the filter around the next fix
+       ~/change_state, ~/get_state, ... (lifecycle_msgs): the managed-node interface
+
+A managed (lifecycle) node: configure loads parameters, model and map; activate
+subscribes and enables the outputs; deactivate and cleanup release them. ``autostart``
+(default true) configures and activates at start-up for users without a lifecycle
+manager; ``autostart: false`` waits, unconfigured, for one (e.g. nav2_lifecycle_manager).
 
 Only the newest image is processed: an image that arrives while the inference worker is
 busy is dropped and counted, so latency never accumulates. Fixes are cached and each image
@@ -33,7 +39,7 @@ import time
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from geodistill_ros.node.camera_info import (
     CameraInfoError,
@@ -72,38 +78,108 @@ from geodistill_ros.satellite import make_source
 NODE_NAME = 'geodistill_localizer'
 
 
-class LocalizerNode(Node):
-    """rclpy node around a Localizer and a satellite map source (see the module docstring).
+class LocalizerNode(LifecycleNode):
+    """Managed (lifecycle) rclpy node around a Localizer and a satellite map source.
 
-    localizer, map_source: inject ready objects (tests, offline tools); by default they are
-    built from the parameters. Other keyword arguments go to rclpy's Node.
+    Lifecycle, as Nav2's localization nodes: parameters are declared (and each value
+    checked) at construction; ``configure`` builds the configuration, loads the model and
+    the map and warms up; ``activate`` subscribes and enables the outputs; ``deactivate``
+    unsubscribes (the frame in flight finishes first) and disables the outputs;
+    ``cleanup`` releases model, map and publishers; ``shutdown`` releases everything from
+    any state. ``autostart`` (default true) configures and activates in the constructor,
+    raising the configure error, as a node without lifecycle did.
+
+    localizer, map_source: inject ready objects (tests, offline tools); they are reused at
+    every configure. By default both are built from the parameters at configure and
+    released at cleanup. Other keyword arguments go to rclpy's Node.
     """
 
     def __init__(self, localizer=None, map_source=None, node_name: str = NODE_NAME,
                  **kwargs):
         super().__init__(node_name, **kwargs)
+        self._given = (localizer, map_source)
         self._job = None
         self._busy = False
         self._stopping = False
         self._job_ready = threading.Condition()
         self._worker = None
-        self.map_source = None
+        self._autostarting = False
+        self._configure_error: Exception | None = None
+        self.config = self.localizer = self.map_source = self.io = self.fusion = None
+        self.stats = NodeStats()
+        self._warned_at: dict[str, float] = {}
         try:
-            self._set_up(localizer, map_source)
+            overrides = {name: p.value for name, p in self._parameter_overrides.items()}
+            self._values = declare_parameters(self, overrides)
+            for name in unknown_parameters(overrides):
+                self.get_logger().warning(f'parameter {name!r} is not used by this node '
+                                          '(typo in the params file?)')
+            self.add_on_set_parameters_callback(self._validate_parameters)
+            self.add_post_set_parameters_callback(self._apply_parameters)
+            if self._values['autostart']:
+                self._autostart()
         except BaseException:
             self.destroy_node()
             raise
 
-    def _set_up(self, localizer, map_source) -> None:
-        overrides = {name: p.value for name, p in self._parameter_overrides.items()}
-        self._values = declare_parameters(self, overrides)
-        for name in unknown_parameters(overrides):
-            self.get_logger().warning(f'parameter {name!r} is not used by this node (typo in '
-                                      'the params file?)')
+    def _autostart(self) -> None:
+        """configure + activate now; a configure failure raises its error."""
+        self._autostarting = True
+        try:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise self._configure_error or RuntimeError('configure failed')
+            if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                raise RuntimeError('activate failed')
+        finally:
+            self._autostarting = False
+
+    # --- lifecycle transitions ----------------------------------------------------------------
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        """Parameters -> config; model and map loaded, warmed up; outputs created inactive."""
+        self._configure_error = None
+        try:
+            self._configure()
+        except Exception as err:
+            self._configure_error = err
+            self._release()
+            if not self._autostarting:  # autostart: the caller reports it (one line)
+                self.get_logger().error(f'cannot configure: {start_up_error(err)}')
+            return TransitionCallbackReturn.FAILURE
+        if not self._autostarting:
+            self.get_logger().info('configured (inactive): activate to start localizing')
+        return super().on_configure(state)
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # the lifecycle publishers first
+        self.io.activate()
+        self.get_logger().info(self._ready_line)
+        return result
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._stop_input()
+        self.get_logger().info('deactivated: inputs unsubscribed, outputs stopped')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info('cleaned up: model, map and publishers released')
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._stop_input()
+        self._release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._stop_input()
+        self._release()
+        return super().on_error(state)
+
+    def _configure(self) -> None:
         self.config = config_from_values(self._values)
         cfg = self.config
-        self.stats = NodeStats()
-        self._warned_at: dict[str, float] = {}
+        self._warned_at = {}
         self._fix_lock = threading.Lock()
         self._fixes = FixBuffer()
         self._datum = cfg.datum
@@ -112,6 +188,7 @@ class LocalizerNode(Node):
         self._calibration_error = ''
         self._heading: HeadingSample | None = None
         self.fusion = NodeFusion(cfg)
+        localizer, map_source = self._given
         if map_source is None:
             check_map_source_options(cfg)
             map_source = make_source(cfg.map_source_kind, **cfg.map_source_options)
@@ -133,19 +210,45 @@ class LocalizerNode(Node):
             localizer.warmup()
         warmup_ms = (time.perf_counter() - started) * 1e3
         self.io = NodeIo(self)
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._stopping = False
         self._worker = threading.Thread(target=self._work, name='geodistill_inference',
                                         daemon=True)
         self._worker.start()
         datum = ('from the first fix' if self._datum is None else
                  f'({self._datum.lat_deg:.7f}, {self._datum.lon_deg:.7f}, '
                  f'{self._datum.alt_m:.2f} m)')
-        self.get_logger().info(
+        self._ready_line = (
             f'ready: {cfg.camera_model} camera on {self.io.image_topic}, model on '
             f'{getattr(localizer, "device", "?")} ({cfg.precision}, warm-up '
             f'{warmup_ms:.0f} ms), map {self.map_source.describe()}, datum {datum}, '
             f'outputs in {cfg.map_frame!r}')
+
+    def _stop_input(self, timeout_s: float = 10.0) -> None:
+        """Unsubscribe, drop a frame not yet started and wait for the one in flight."""
+        if self.io is not None:
+            self.io.deactivate()
+        deadline = time.monotonic() + timeout_s
+        with self._job_ready:
+            if self._job is not None:
+                self._job, self._busy = None, False
+            while self._busy and time.monotonic() < deadline:
+                self._job_ready.wait(timeout=max(deadline - time.monotonic(), 0.0))
+
+    def _release(self) -> None:
+        """Stop the worker; release outputs, model and map (injected ones are kept)."""
+        with self._job_ready:
+            self._stopping = True
+            self._job_ready.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+        self._worker = None
+        if self.io is not None:
+            self.io.destroy()
+        given_localizer, given_map_source = self._given
+        if self.map_source is not None and self.map_source is not given_map_source:
+            self.map_source.close()
+        self.io = self.map_source = self.localizer = self.pipeline = self.fusion = None
+        self.config = None
 
     # --- parameters -------------------------------------------------------------------------
 
@@ -158,6 +261,8 @@ class LocalizerNode(Node):
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
             values[param.name] = param.value
+        if self.config is None:  # unconfigured: the whole set is checked at configure
+            return SetParametersResult(successful=True)
         try:
             config_from_values(values)
         except ParameterError as err:
@@ -168,6 +273,8 @@ class LocalizerNode(Node):
         for param in params:
             if param.name not in BUILTIN_PARAMETERS:
                 self._values[param.name] = param.value
+        if self.config is None:
+            return
         self.config = config_from_values(self._values)
         if any(p.name.startswith('fusion.') for p in params):
             self.fusion = NodeFusion(self.config)  # new settings: a new belief
@@ -350,16 +457,18 @@ class LocalizerNode(Node):
             finally:
                 with self._job_ready:
                     self._busy = False
+                    self._job_ready.notify_all()
 
     def destroy_node(self) -> None:
-        with self._job_ready:
-            self._stopping = True
-            self._job_ready.notify_all()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=10.0)
-        if self.map_source is not None:
-            self.map_source.close()
+        self._stop_input()
+        self._release()
+        given_map_source = self._given[1]
+        if given_map_source is not None:
+            given_map_source.close()
         super().destroy_node()
+        # The state machine keeps the rcl node alive (and its logger name bound to this
+        # node's /rosout publisher) until garbage collection: release it now.
+        self._state_machine.destroy_when_not_in_use()
 
 
 def main(args=None) -> int:

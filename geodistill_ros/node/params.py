@@ -94,6 +94,10 @@ def _spec(name, default, description, **kwargs) -> ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    # --- lifecycle ----------------------------------------------------------------------------
+    _spec('autostart', True, 'configure and activate at start-up (true: no lifecycle manager '
+          'needed); false: wait in unconfigured for ~/change_state (a lifecycle manager)',
+          read_only=True),
     # --- inputs ---------------------------------------------------------------------------
     _spec('camera_model', 'pinhole', 'camera of the image topic; must match the model',
           choices=('pinhole', 'panorama'), read_only=True),

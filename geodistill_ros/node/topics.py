@@ -1,5 +1,7 @@
 """The localizer node's topics: subscriptions, publishers with explicit QoS, diagnostics.
 
+Publishers are lifecycle publishers: they send only while the node is active.
+
 QoS (docs ros.md): sensor inputs best effort (``qos_profile_sensor_data``; images depth 1:
 only the newest matters), pose and corrected fix reliable depth 10, heatmap reliable +
 transient local depth 1 (late RViz subscribers get the last one), /diagnostics reliable
@@ -60,37 +62,28 @@ DIAGNOSTICS_QOS = POSE_QOS
 
 
 class NodeIo:
-    """Creates the node's subscriptions, publishers and diagnostics timer; publishes."""
+    """The node's publishers, subscriptions, reset service and diagnostics timer; publishes.
+
+    Follows the node's lifecycle: built on configure (lifecycle publishers, inactive until
+    the node activates them, and ~/reset), ``activate`` creates the subscriptions and the
+    diagnostics timer, ``deactivate`` destroys them, ``destroy`` releases the rest.
+    """
 
     def __init__(self, node):
         self.node = node
         cfg = node.config
-        if cfg.image_transport == 'raw':
-            image_sub = node.create_subscription(Image, 'image', node.on_image, IMAGE_QOS)
-        else:
-            image_sub = node.create_subscription(CompressedImage, 'image/compressed',
-                                                 node.on_image, IMAGE_QOS)
-        self.image_topic = image_sub.topic_name
+        self.image_topic = node.resolve_topic_name(
+            'image' if cfg.image_transport == 'raw' else 'image/compressed')
         self.camera_info_topic = node.resolve_topic_name('camera_info')
-        if cfg.camera_model == 'pinhole':
-            node.create_subscription(CameraInfo, 'camera_info', node.on_camera_info,
-                                     CAMERA_INFO_QOS)
-        self.fix_topic = node.create_subscription(NavSatFix, 'fix', node.on_fix,
-                                                  FIX_QOS).topic_name
-        node.create_subscription(QuaternionStamped, 'heading_prior', node.on_heading, FIX_QOS)
-        self.pose_pub = node.create_publisher(PoseWithCovarianceStamped, 'pose', POSE_QOS)
-        self.pose_single_pub = node.create_publisher(PoseWithCovarianceStamped, 'pose_single',
-                                                     POSE_QOS)
-        self.reset_service = node.create_service(Trigger, '~/reset', node.on_reset)
-        if cfg.fusion_mode != 'none' and cfg.odometry_input == 'twist':
-            node.create_subscription(TwistWithCovarianceStamped, 'twist', node.on_twist,
-                                     ODOMETRY_QOS)
-        elif cfg.fusion_mode != 'none' and cfg.odometry_input == 'odometry':
-            node.create_subscription(Odometry, 'odom', node.on_odometry, ODOMETRY_QOS)
-        self.fix_pub = node.create_publisher(NavSatFix, 'fix_corrected', POSE_QOS)
-        self.heatmap_pub = node.create_publisher(OccupancyGrid, 'heatmap', HEATMAP_QOS)
-        self.diagnostics_pub = node.create_publisher(DiagnosticArray, '/diagnostics',
-                                                     DIAGNOSTICS_QOS)
+        self.fix_topic = node.resolve_topic_name('fix')
+        publish = node.create_lifecycle_publisher
+        self.pose_pub = publish(PoseWithCovarianceStamped, 'pose', POSE_QOS)
+        self.pose_single_pub = publish(PoseWithCovarianceStamped, 'pose_single', POSE_QOS)
+        self.fix_pub = publish(NavSatFix, 'fix_corrected', POSE_QOS)
+        self.heatmap_pub = publish(OccupancyGrid, 'heatmap', HEATMAP_QOS)
+        self.diagnostics_pub = publish(DiagnosticArray, '/diagnostics', DIAGNOSTICS_QOS)
+        self._publishers = [self.pose_pub, self.pose_single_pub, self.fix_pub,
+                            self.heatmap_pub, self.diagnostics_pub]
         self.tf_pub = None
         if cfg.publish_tf:
             try:
@@ -100,10 +93,51 @@ class NodeIo:
                                      'install ros-$ROS_DISTRO-tf2-msgs or set publish_tf: '
                                      'false') from err
             self._tf_message = TFMessage
-            self.tf_pub = node.create_publisher(TFMessage, '/tf', POSE_QOS)
+            self.tf_pub = publish(TFMessage, '/tf', POSE_QOS)
+            self._publishers.append(self.tf_pub)
+        self.reset_service = node.create_service(Trigger, '~/reset', node.on_reset)
+        self._subscriptions = []
+        self.diagnostics_timer = None
+
+    def activate(self) -> None:
+        """Subscribe to the inputs and start the diagnostics timer."""
+        node, cfg = self.node, self.node.config
+        subscribe = node.create_subscription
+        if cfg.image_transport == 'raw':
+            subs = [subscribe(Image, 'image', node.on_image, IMAGE_QOS)]
+        else:
+            subs = [subscribe(CompressedImage, 'image/compressed', node.on_image, IMAGE_QOS)]
+        if cfg.camera_model == 'pinhole':
+            subs.append(subscribe(CameraInfo, 'camera_info', node.on_camera_info,
+                                  CAMERA_INFO_QOS))
+        subs.append(subscribe(NavSatFix, 'fix', node.on_fix, FIX_QOS))
+        subs.append(subscribe(QuaternionStamped, 'heading_prior', node.on_heading, FIX_QOS))
+        if cfg.fusion_mode != 'none' and cfg.odometry_input == 'twist':
+            subs.append(subscribe(TwistWithCovarianceStamped, 'twist', node.on_twist,
+                                  ODOMETRY_QOS))
+        elif cfg.fusion_mode != 'none' and cfg.odometry_input == 'odometry':
+            subs.append(subscribe(Odometry, 'odom', node.on_odometry, ODOMETRY_QOS))
+        self._subscriptions = subs
         self.diagnostics_timer = node.create_timer(
             cfg.diagnostics_period_s, self.publish_diagnostics,
             clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def deactivate(self) -> None:
+        """Unsubscribe from every input and stop the diagnostics timer."""
+        for sub in self._subscriptions:
+            self.node.destroy_subscription(sub)
+        self._subscriptions = []
+        if self.diagnostics_timer is not None:
+            self.node.destroy_timer(self.diagnostics_timer)
+            self.diagnostics_timer = None
+
+    def destroy(self) -> None:
+        """Release everything: subscriptions, timer, publishers and the reset service."""
+        self.deactivate()
+        for pub in self._publishers:
+            self.node.destroy_lifecycle_publisher(pub)
+        self._publishers = []
+        self.node.destroy_service(self.reset_service)
 
     def publish(self, stamp_ns: int, pose, single, z_m: float, fix, crop, result) -> None:
         """One frame's outputs: ``pose`` (the filter's posterior, or the single-frame pose

@@ -178,7 +178,9 @@ test_image.__test__ = False  # a helper, not a test
 class NodeHarness:
     """A LocalizerNode plus a tester node in their own context (use ``with``)."""
 
-    def __init__(self, overrides: list[Parameter], localizer=None, compressed=False):
+    def __init__(self, overrides: list[Parameter], localizer=None, compressed=False,
+                 discover: bool = True):
+        """discover: wait until the node subscribes (false for a node not yet active)."""
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         try:
@@ -208,9 +210,14 @@ class NodeHarness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(t)
+        if discover:
+            self.wait_for_discovery()
+
+    def wait_for_discovery(self) -> None:
+        """Spin until the node subscribes to image and fix and publishes pose."""
         self.spin_until(lambda: self.image_pub.get_subscription_count() > 0
                         and self.fix_pub.get_subscription_count() > 0
-                        and t.count_publishers('pose') > 0, 10.0, 'discovery')
+                        and self.tester.count_publishers('pose') > 0, 10.0, 'discovery')
 
     def _keep(self, store):
         def callback(msg):
