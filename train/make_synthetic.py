@@ -26,10 +26,12 @@ def main(args=None) -> Path:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--layout', default='both', choices=LAYOUTS)
     parser.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='processes rendering KITTI cities at once (same output)')
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     return make_synthetic(ns.preset, ns.out, seed=ns.seed, layout=ns.layout,
-                          progress=not ns.no_progress)
+                          progress=not ns.no_progress, jobs=ns.jobs)
 
 
 if __name__ == '__main__':

@@ -220,15 +220,42 @@ def _unit(root: Path, name: str, config: dict, work) -> None:
     write_json_atomic(marker, config)
 
 
+def _kitti_city_job(preset: SyntheticPreset, out: Path, city: str, seed: int,
+                    config: dict) -> str:
+    """One city's KITTI units in a worker process (its own world; markers as usual)."""
+    drives = [d for d in preset.kitti_drives() if d[0] == city]
+    _kitti_city(preset, out, get_city(city), drives, seed, config, _Worlds(preset, seed),
+                False, {'train': [], 'test1': [], 'test2': []})
+    return city
+
+
+def _render_kitti_cities_in_parallel(preset: SyntheticPreset, out: Path, seed: int,
+                                     config: dict, jobs: int) -> None:
+    """Render the KITTI cities in `jobs` processes; the serial pass then finds every unit
+    done and writes the split files (a city's output does not depend on who renders it)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    cities = list(dict.fromkeys(d[0] for d in preset.kitti_drives()))
+    with ProcessPoolExecutor(min(jobs, len(cities)),
+                             mp_context=multiprocessing.get_context('spawn')) as pool:
+        for city in pool.map(_kitti_city_job, [preset] * len(cities), [out] * len(cities),
+                             cities, [seed] * len(cities), [config] * len(cities)):
+            logger.info('KITTI %s rendered', city)
+
+
 def make_synthetic(preset: str | SyntheticPreset, out_dir: str | Path, seed: int = 0,
-                   layout: str = 'both', progress: bool = True) -> Path:
+                   layout: str = 'both', progress: bool = True, jobs: int = 1) -> Path:
     """Write preset ``preset`` with ``seed`` under ``out_dir`` (see the module docstring).
 
-    layout: 'vigor', 'kitti' or 'both'. Returns ``out_dir``. Finished work is skipped.
+    layout: 'vigor', 'kitti' or 'both'. jobs: processes rendering the KITTI cities at once
+    (one world each in memory, about 1-2 GB per 480 m world; the output is the same for
+    any value). Returns ``out_dir``. Finished work is skipped.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     if layout not in LAYOUTS:
         raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f'jobs must be an int >= 1, got {jobs!r}')
     layouts = ('vigor', 'kitti') if layout == 'both' else (layout,)
     if 'vigor' in layouts and preset.vigor is None:
         if layout == 'vigor':
@@ -252,6 +279,8 @@ def make_synthetic(preset: str | SyntheticPreset, out_dir: str | Path, seed: int
             todo.append(name)
     worlds = _Worlds(preset, seed)
     start = time.perf_counter()
+    if jobs > 1 and 'kitti' in todo:
+        _render_kitti_cities_in_parallel(preset, out, seed, config, jobs)
     vigor = preset.vigor_cities() if 'vigor' in todo else ()
     drives = preset.kitti_drives() if 'kitti' in todo else []
     splits: dict[str, list[str]] = {'train': [], 'test1': [], 'test2': []}

@@ -309,3 +309,18 @@ def test_satmaps_hold_the_default_crop_at_extreme_protocol_shifts(tiny, tmp_path
     assert min_satmap_px() == 813 <= PRESET.kitti_drive.satmap_px
     for i in range(len(ds)):
         assert ds[i]['satellite'].shape == (3, 512, 512)
+
+
+@pytest.mark.slow
+def test_parallel_kitti_cities_write_the_same_files_as_the_serial_run(tiny, tmp_path):
+    serial = tiny[0] / 'kitti'
+    out = tmp_path / 'parallel'
+    make_synthetic('tiny', out, seed=SEED, layout='kitti', progress=False, jobs=2)
+    parallel = out / 'kitti'
+    files = sorted(p.relative_to(serial) for p in serial.rglob('*') if p.is_file()
+                   and p.suffix in ('.png', '.txt', '.csv'))
+    assert len(files) > 20
+    for rel in files:
+        assert (parallel / rel).read_bytes() == (serial / rel).read_bytes(), rel
+    with pytest.raises(ValueError, match='jobs'):
+        make_synthetic('tiny', tmp_path / 'bad', seed=SEED, jobs=0)
