@@ -12,18 +12,20 @@ yaw prior is the truth plus the split file's dtheta times the range (+-10 deg pi
    variant (max | logsumexp over positions, finest level | mean of levels), through the
    Localizer's own rotation search in brute-force mode (yaw_search_result).
 2. The coarse-to-fine search replayed on those curves (it scores a subset of the grid).
-3. Temperature per variant fitted on the validation drive (maximum likelihood of the true
-   yaw under the posterior); the test figures use it: yaw error (median, mean, within 1 and
-   2 deg), NEES of the variance (mean of err^2 / var; 1 = consistent; inside the 95%
-   interval), location error at the searched yaw vs at the prior yaw (and at the true yaw),
-   the Localizer's time per frame. The prior's NEES uses its uniform variance range^2 / 3.
+3. Temperature and outlier weight per variant fitted on the validation drive (maximum
+   likelihood of the true yaw under the posterior); the test figures use them: yaw error
+   (median, mean, within 1 and 2 deg), NEES of the variance (mean of err^2 / var;
+   1 = consistent; inside the 95% interval), location error at the searched yaw vs at the
+   prior yaw (and at the true yaw), the Localizer's time per frame. The prior's NEES uses
+   its uniform variance range^2 / 3.
 
     python bench/bench_yaw_search.py [--camera pinhole|panorama|both]
         [--checkpoint DIR] [--data-root DIR] [--max-items N] [--device cpu|cuda]
         [--out JSON]
 
-Writes bench/results/yaw_search_<camera>.json. Rerun with another --checkpoint (e.g. the
-retrained pinhole model) to remeasure; the data is generated once under data/yaw_search/.
+Writes bench/results/yaw_search_<camera>.json (+ .npz: the dense curves, for refits). Rerun
+with another --checkpoint (e.g. the retrained pinhole model) to remeasure; the data is
+generated once under data/yaw_search/.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ SEED = 4242
 PRIOR_RANGE_DEG = {'pinhole': 10.0, 'panorama': 45.0}
 VARIANTS = (('max', 'finest'), ('max', 'mean'), ('logsumexp', 'finest'), ('logsumexp', 'mean'))
 TEMPERATURES = np.geomspace(1e-4, 10.0, 101)
+OUTLIER_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 CHI2_95_1DOF = 3.841
 
 
@@ -129,11 +132,10 @@ def curves(localizer: Localizer, data, variants, max_items: int | None) -> dict:
                 else np.concatenate(val)) for k, val in out.items()}
 
 
-def replay(dense: np.ndarray, config, temperature: float):
+def replay(dense: np.ndarray, config):
     """Coarse-to-fine search replayed on dense curves (N, 2, M) -> (offset (N,), var (N,))."""
     offsets = torch.from_numpy(dense[:, 0])
     scores = torch.from_numpy(dense[:, 1])
-    config = replace(config, temperature=temperature)
 
     def lookup(yaw_offsets):  # candidates always lie on the dense grid
         idx = (yaw_offsets.double()[:, :, None] - offsets[:, None, :]).abs().argmin(-1)
@@ -143,20 +145,23 @@ def replay(dense: np.ndarray, config, temperature: float):
     return found.yaw_rad.numpy(), found.yaw_var_rad2.numpy()
 
 
-def fit_temperature(dense: np.ndarray, true_offset_rad: np.ndarray, config) -> float:
-    """Maximum likelihood of the true yaw under the dense-grid posterior, over TEMPERATURES."""
+def fit_posterior(dense: np.ndarray, true_offset_rad: np.ndarray, config
+                  ) -> tuple[float, float]:
+    """(temperature, outlier weight) of maximum likelihood of the true yaw under the
+    dense-grid posterior, over TEMPERATURES x OUTLIER_WEIGHTS."""
     x = torch.from_numpy(dense[:, 0])
     s = torch.from_numpy(dense[:, 1])
-    best, best_ll = float(TEMPERATURES[0]), -math.inf
+    best, best_ll = (float(TEMPERATURES[0]), 0.0), -math.inf
     for t in TEMPERATURES:
-        xs, _, p, widths = posterior_from_scores(x, s, config.range_deg, float(t))
-        edges_hi = xs + widths / 2
-        idx = torch.searchsorted(edges_hi, torch.from_numpy(true_offset_rad)[:, None])
-        idx = idx.clamp(max=xs.shape[1] - 1)
-        density = p.gather(1, idx)[:, 0] / widths.gather(1, idx)[:, 0].clamp(min=1e-12)
-        ll = float(density.clamp(min=1e-300).log().mean())
-        if ll > best_ll:
-            best, best_ll = float(t), ll
+        for w in OUTLIER_WEIGHTS:
+            xs, _, p, widths = posterior_from_scores(x, s, config.range_deg, float(t), w)
+            edges_hi = xs + widths / 2
+            idx = torch.searchsorted(edges_hi, torch.from_numpy(true_offset_rad)[:, None])
+            idx = idx.clamp(max=xs.shape[1] - 1)
+            density = p.gather(1, idx)[:, 0] / widths.gather(1, idx)[:, 0].clamp(min=1e-12)
+            ll = float(density.clamp(min=1e-300).log().mean())
+            if ll > best_ll:
+                best, best_ll = (float(t), w), ll
     return best
 
 
@@ -174,9 +179,19 @@ def loc_stats(err_m: np.ndarray) -> dict:
             'within_1_m': float(np.mean(err_m <= 1)), 'within_3_m': float(np.mean(err_m <= 3))}
 
 
+def flat_items(part: dict):
+    for key, value in part.items():
+        if isinstance(value, dict):
+            yield from ((f'{key}/{k}', v) for k, v in value.items())
+        else:
+            yield key, value
+
+
 def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
-               max_items: int | None, device: str = 'cpu') -> dict:
-    """The report of one camera (module doc); data_root None: the generated default data."""
+               max_items: int | None, device: str = 'cpu',
+               curves_file: Path = Path('yaw_search_curves.npz')) -> dict:
+    """The report of one camera (module doc); data_root None: the generated default data;
+    the dense curves (validation and test) are saved to curves_file for refits."""
     if data_root is None:
         data_root = ROOT / 'data' / 'yaw_search' / camera / 'kitti'
         make_synthetic(data_preset(camera), data_root.parent, seed=SEED, layout='kitti',
@@ -193,6 +208,10 @@ def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
     test = curves(localizer, dataset(camera, checkpoint, data_root, 'test2'), VARIANTS,
                   max_items)
     report['frames'] = {'validation': int(len(val['true'])), 'test2': int(len(test['true']))}
+    np.savez_compressed(curves_file, **{f'{split}/{key}': value
+                                        for split, part in (('val', val), ('test', test))
+                                        for key, value in flat_items(part)})
+    report['curves_file'] = str(curves_file)
     prior_err = wrap_deg(np.degrees(test['prior'] - test['true']))
     prior_var = np.full(prior_err.shape, math.radians(PRIOR_RANGE_DEG[camera]) ** 2 / 3)
     report['prior'] = {'yaw': yaw_stats(prior_err, prior_var),
@@ -200,12 +219,12 @@ def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
                        'location_at_true_yaw': loc_stats(test['loc_err_true'])}
     for name in test['curves']:
         val_true = np.radians(wrap_deg(np.degrees(val['true'] - val['prior'])))
-        temperature = fit_temperature(val['curves'][name], val_true, config)
-        entry = {'temperature': temperature}
+        temperature, weight = fit_posterior(val['curves'][name], val_true, config)
+        entry = {'temperature': temperature, 'outlier_weight': weight}
+        fitted = replace(config, temperature=temperature, outlier_weight=weight)
         for mode, step in (('coarse_to_fine', config.coarse_step_deg),
                            ('brute_force', config.fine_step_deg)):
-            offset, var = replay(test['curves'][name], replace(config, coarse_step_deg=step),
-                                 temperature)
+            offset, var = replay(test['curves'][name], replace(fitted, coarse_step_deg=step))
             err = wrap_deg(np.degrees(test['prior'] + offset - test['true']))
             entry[mode] = yaw_stats(err, var)
         report['variants'][name] = entry
@@ -214,7 +233,8 @@ def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
         'median_deg'])
     reduce, levels = best.split('/')
     chosen = replace(config, reduce=reduce, levels=levels,
-                     temperature=report['variants'][best]['temperature'])
+                     temperature=report['variants'][best]['temperature'],
+                     outlier_weight=report['variants'][best]['outlier_weight'])
     report['chosen'] = chosen.to_dict()
     report['searched'] = searched(localizer, chosen, dataset(camera, checkpoint, data_root,
                                                               'test2'), max_items)
@@ -266,9 +286,10 @@ def main(args=None) -> list[Path]:
     written = []
     for camera in (('pinhole', 'panorama') if ns.camera == 'both' else (ns.camera,)):
         checkpoint = ns.checkpoint or ASSETS_DIR / f'default_{camera}_location'
-        report = run_camera(camera, checkpoint, ns.data_root, ns.max_items, ns.device)
         out = ns.out or RESULTS / f'yaw_search_{camera}.json'
         out.parent.mkdir(parents=True, exist_ok=True)
+        report = run_camera(camera, checkpoint, ns.data_root, ns.max_items, ns.device,
+                            out.with_suffix('.npz'))
         out.write_text(json.dumps(report, indent=2) + '\n')
         logging.info('%s: %s', out, json.dumps({k: report[k] for k in ('prior', 'searched')}))
         written.append(out)

@@ -6,13 +6,15 @@ a fine grid (fine_step_deg) around the best coarse one. The yaw is the best fine
 refined by a parabola through it and its two neighbours; its variance comes from the
 posterior over all scored candidates,
 
-    p(yaw_i) ~ exp(score_i / temperature) * width_i,
+    p(yaw_i) ~ (1 - w) exp(score_i / temperature) width_i / Z + w width_i / (2 range),
 
 width_i being the candidate's share of the yaw axis (half the gap to each neighbour, the
-range's ends closing the first and last), as a piecewise-constant density; the variance
-about the estimate is sum_i p_i ((yaw_i - yaw)^2 + width_i^2 / 12). `temperature` is fitted
-on validation drives (bench/bench_yaw_search.py) so that the variance is consistent (NEES
-near 1). With coarse_step_deg == fine_step_deg the search is a brute-force grid.
+range's ends closing the first and last), as a piecewise-constant density, and w the
+outlier weight (a uniform floor over the range, for frames whose peak is wrong); the
+variance about the estimate is sum_i p_i ((yaw_i - yaw)^2 + width_i^2 / 12). `temperature`
+and w are fitted on validation drives (bench/bench_yaw_search.py: maximum likelihood of the
+true yaw) and checked on test drives by NEES. With coarse_step_deg == fine_step_deg the
+search is a brute-force grid.
 
 The scorer is any callable yaw_rad (B, N) -> scores (B, N), higher = better (the
 correlation model's: models.correlation.yaw_scorer.CorrelationYawScorer). Yaw: radians,
@@ -35,6 +37,7 @@ class RotationSearchConfig:
     e.g. 10 pinhole, 45 panorama). coarse_step_deg / fine_step_deg: grid steps (fine <=
     coarse). reduce / levels: how a candidate is scored (yaw_scorer: 'max' | 'logsumexp',
     'finest' | 'mean'). temperature: of the posterior over candidates, in score units.
+    outlier_weight: the posterior's uniform floor over the range, in [0, 1).
     chunk: most candidates scored in one batch per frame."""
 
     range_deg: float = 10.0
@@ -43,6 +46,7 @@ class RotationSearchConfig:
     reduce: str = 'max'
     levels: str = 'finest'
     temperature: float = 0.01
+    outlier_weight: float = 0.0
     chunk: int = 32
 
     def __post_init__(self):
@@ -58,6 +62,9 @@ class RotationSearchConfig:
                              f'{self.fine_step_deg} and {self.coarse_step_deg}')
         if not self.temperature > 0:
             raise ValueError(f'rotation search temperature must be > 0, got {self.temperature}')
+        if not 0 <= self.outlier_weight < 1:
+            raise ValueError(f'rotation search outlier_weight must be in [0, 1), got '
+                             f'{self.outlier_weight}')
         if self.chunk < 1:
             raise ValueError(f'rotation search chunk must be >= 1, got {self.chunk}')
 
@@ -130,10 +137,10 @@ def _parabola_peak(offsets: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
 
 
 def posterior_from_scores(offsets_rad: torch.Tensor, scores: torch.Tensor, range_deg: float,
-                          temperature: float
+                          temperature: float, outlier_weight: float = 0.0
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Candidate offsets (B, N) (any order, duplicates allowed) and scores (B, N) ->
-    (sorted offsets, sorted scores, posterior p (B, N), widths (B, N))."""
+    (sorted offsets, sorted scores, posterior p (B, N), widths (B, N)); module doc."""
     order = offsets_rad.argsort(1)
     x = offsets_rad.gather(1, order).double()
     s = scores.gather(1, order).double()
@@ -141,6 +148,8 @@ def posterior_from_scores(offsets_rad: torch.Tensor, scores: torch.Tensor, range
     log_p = s / temperature + widths.clamp(min=1e-300).log()
     log_p = log_p.masked_fill(widths <= 0, float('-inf'))
     p = torch.softmax(log_p, 1)
+    if outlier_weight > 0:
+        p = (1 - outlier_weight) * p + outlier_weight * widths / widths.sum(1, keepdim=True)
     return x, s, p, widths
 
 
@@ -183,7 +192,7 @@ def search_yaw(scorer: Callable[[torch.Tensor], torch.Tensor], yaw_prior_rad: to
         fine, fine_scores, offsets, scores = coarse, coarse_scores, coarse, coarse_scores
     estimate = _parabola_peak(fine, fine_scores)
     x, s, p, widths = posterior_from_scores(offsets, scores, config.range_deg,
-                                            config.temperature)
+                                            config.temperature, config.outlier_weight)
     variance = posterior_variance(x, p, widths, estimate)
     return YawSearchResult(yaw_rad=prior + estimate, yaw_var_rad2=variance,
                            candidates_rad=prior[:, None] + x, scores=s, posterior=p,

@@ -49,6 +49,23 @@ def test_variance_matches_the_gaussian_posterior_and_shrinks_with_a_sharper_curv
     assert variances[1] < variances[0] / 5
 
 
+def test_the_outlier_floor_adds_the_uniform_spread():
+    """posterior (1 - w) p + w uniform: variance (1 - w) var_p + w E_uniform[(x - est)^2]."""
+    true = torch.tensor([0.0])
+    base = RotationSearchConfig(range_deg=10, coarse_step_deg=2, fine_step_deg=0.02,
+                                temperature=1.0)
+    scorer = quadratic_scorer(true, 1.0 / (0.3 * DEG) ** 2)
+    sharp = search_yaw(scorer, true, base)
+    floored = search_yaw(scorer, true, RotationSearchConfig(**{**base.to_dict(),
+                                                               'outlier_weight': 0.1}))
+    assert float(floored.posterior.sum()) == pytest.approx(1.0)
+    uniform = (10 * DEG) ** 2 / 3  # about an estimate at the range's centre
+    expected = 0.9 * float(sharp.yaw_var_rad2[0]) + 0.1 * uniform
+    # (candidates sit off their cells' centres next to the fine window: about 2%)
+    assert float(floored.yaw_var_rad2[0]) == pytest.approx(expected, rel=0.03)
+    assert float(floored.yaw_var_rad2[0]) > 5 * float(sharp.yaw_var_rad2[0])
+
+
 def test_a_flat_curve_gives_the_uniform_variance_of_the_range():
     config = RotationSearchConfig(range_deg=10, coarse_step_deg=2, fine_step_deg=0.5)
     found = search_yaw(lambda yaw: torch.zeros_like(yaw), torch.tensor([0.5]), config)
@@ -107,6 +124,7 @@ def test_candidates_stay_inside_the_range_and_cover_it():
     ({'temperature': float('nan')}, r'finite numbers'),
     ({'temperature': 0}, r'temperature must be > 0'),
     ({'chunk': 0}, r'chunk must be >= 1'),
+    ({'outlier_weight': 1.0}, r'outlier_weight must be in \[0, 1\)'),
 ])
 def test_bad_configs_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
