@@ -17,7 +17,7 @@ and correlation stay float32 inside the estimators.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 import logging
 import math
 from pathlib import Path
@@ -267,8 +267,8 @@ class Localizer:
     @torch.inference_mode()
     def localize(self, ground_rgb, satellite_rgb, sat_meters_per_px: float, *,
                  yaw_prior_rad, K=None, camera_height_m: float | None = None,
-                 use_orientation: bool = True,
-                 use_yaw_search: bool = True) -> LocalizationResult:
+                 use_orientation: bool = True, use_yaw_search: bool = True,
+                 yaw_prior_range_deg: float | None = None) -> LocalizationResult:
         """Localize B ground images in their satellite crops.
 
         ground_rgb: (H, W, 3) uint8 RGB, (B, H, W, 3) uint8 or (B, 3, H, W) float [0, 1].
@@ -279,6 +279,9 @@ class Localizer:
         K: (3, 3) or (B, 3, 3) intrinsics of ground_rgb as given (pinhole only).
         use_orientation / use_yaw_search: False skips the orientation model / the rotation
             search (yaw_search='rotation') for this call.
+        yaw_prior_range_deg: half-width of the rotation search around the prior for this
+            call (the prior's own range, capped at 180; 0 = the yaw is known: no search);
+            None: the search config's range_deg. Ignored without yaw_search='rotation'.
         """
         ground = _to_batch(ground_rgb, 'ground_rgb').to(self.device)
         satellite = _to_batch(satellite_rgb, 'satellite_rgb').to(self.device)
@@ -312,8 +315,15 @@ class Localizer:
         sat = _resize(satellite, (self.sat_size_px, self.sat_size_px))
         height = self.camera_height_m if camera_height_m is None else float(camera_height_m)
         found = None
-        if self.yaw_search == 'rotation' and use_yaw_search:
-            found, scores = self._rotation_search(ground, sat, mpp, height, yaw, ground_K)
+        search_range = self.yaw_search_config.range_deg
+        if yaw_prior_range_deg is not None:
+            if not math.isfinite(yaw_prior_range_deg) or yaw_prior_range_deg < 0:
+                raise ValueError(f'yaw_prior_range_deg must be finite and >= 0, got '
+                                 f'{yaw_prior_range_deg}')
+            search_range = min(float(yaw_prior_range_deg), 180.0)
+        if self.yaw_search == 'rotation' and use_yaw_search and search_range > 0:
+            found, scores = self._rotation_search(ground, sat, mpp, height, yaw, ground_K,
+                                                  search_range)
             yaw, yaw_std = found.yaw_rad.float(), found.yaw_var_rad2.sqrt().float()
             yaw_source = 'rotation_search'
         else:
@@ -336,10 +346,15 @@ class Localizer:
             heatmap_floor_prob=self.calibration.outlier_weight / n_cells,
             yaw_source=yaw_source, yaw_search_result=found)
 
-    def _rotation_search(self, ground, sat, mpp, height, yaw, ground_K):
-        """Rotation search around yaw (B,) -> (YawSearchResult, LocationScores at its yaw)."""
+    def _rotation_search(self, ground, sat, mpp, height, yaw, ground_K, range_deg: float):
+        """Rotation search over yaw (B,) +- range_deg -> (YawSearchResult, LocationScores at
+        its yaw)."""
         from geodistill_core.models.correlation.yaw_scorer import CorrelationYawScorer
         conf = self.yaw_search_config
+        if range_deg != conf.range_deg:
+            conf = replace(conf, range_deg=range_deg,
+                           coarse_step_deg=min(conf.coarse_step_deg, range_deg),
+                           fine_step_deg=min(conf.fine_step_deg, range_deg))
         tau = SCORE_TAU[self.kind] * self.calibration.temperature
         with self._autocast():
             scorer = CorrelationYawScorer(

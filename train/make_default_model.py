@@ -51,7 +51,8 @@ def training_data_preset():
 def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                        base_steps: int | None = None, distill_epochs: int | None = None,
                        distill_steps: int | None = None, install: bool = True,
-                       camera: str = 'pinhole', device: str = 'auto') -> Path:
+                       camera: str = 'pinhole', device: str = 'auto',
+                       data_jobs: int = 1) -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory.
     The epoch and step arguments (None: the preset's) apply to the pinhole recipe; the
     panorama recipe is the synthetic_bench preset as it stands (the benchmark's)."""
@@ -64,7 +65,7 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
         name, distill_dir, loops = 'synthetic_bench', 'geodistill', ({}, {})
     elif camera == 'pinhole':
         data_root = Path(make_synthetic(training_data_preset(), out_dir / 'data', seed=0,
-                                        layout='kitti')) / 'kitti'
+                                        layout='kitti', jobs=data_jobs)) / 'kitti'
         name, distill_dir = 'synthetic_kitti', 'distill'
         loops = tuple({k: v for k, v in loop.items() if v is not None} for loop in (
             {'epochs': base_epochs, 'steps_per_epoch': base_steps},
@@ -106,6 +107,8 @@ def main(args=None) -> Path:
                         help="default: the preset's (synthetic_kitti: 2)")
     parser.add_argument('--distill-steps', type=int, default=None,
                         help='cap on steps per epoch')
+    parser.add_argument('--data-jobs', type=int, default=1,
+                        help='processes rendering the training cities (same data)')
     parser.add_argument('--install', action=argparse.BooleanOptionalAction, default=True,
                         help='copy the result into the package assets')
     ns = parser.parse_args(args)
@@ -113,7 +116,7 @@ def main(args=None) -> Path:
     return make_default_model(ns.out, base_epochs=ns.base_epochs,
                               base_steps=ns.base_steps, distill_epochs=ns.distill_epochs,
                               distill_steps=ns.distill_steps, install=ns.install,
-                              camera=ns.camera, device=ns.device)
+                              camera=ns.camera, device=ns.device, data_jobs=ns.data_jobs)
 
 
 if __name__ == '__main__':

@@ -52,6 +52,7 @@ class NodeConfig:
     device: str = 'auto'
     precision: str = 'float32'
     backend: str = 'torch'
+    yaw_search: str = 'model'
     heading_source: str = 'auto'
     yaw_prior_range_deg: float = 20.0
     default_yaw_rad: float = 0.0
@@ -144,7 +145,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         max_image_pixels=v['max_image_pixels'],
         location_checkpoint=v['location_checkpoint'],
         orientation_checkpoint=v['orientation_checkpoint'], device=v['device'],
-        backend=v['backend'],
+        backend=v['backend'], yaw_search=v['yaw_search'],
         precision=v['precision'], heading_source=v['heading_source'],
         yaw_prior_range_deg=v['yaw_prior_range_deg'],
         default_yaw_rad=math.radians(v['default_yaw_deg']),

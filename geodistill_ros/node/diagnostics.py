@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+import math
 import threading
 import time
 
@@ -65,6 +66,9 @@ class NodeStats:
         self.last_fix_age_s = float('nan')
         self.last_map_error = ''
         self.last_rejection = ''
+        self.last_yaw = {'yaw_source': 'none', 'yaw_std_deg': float('nan'),
+                         'yaw_prior_source': 'none'}
+        self.yaw_sources_total: Counter = Counter()
 
     @staticmethod
     def _new_window() -> dict:
@@ -132,6 +136,21 @@ class NodeStats:
             self._latency_s.append(float(latency_s))
             for stage, seconds in stages_s.items():
                 self._stage_s[stage].append(float(seconds))
+
+    def yaw_used(self, source: str, std_rad: float, prior_source: str) -> None:
+        """Where a localized frame's yaw came from ('prior', 'orientation_model',
+        'rotation_search'), its published standard deviation and the prior's source."""
+        with self._lock:
+            self.last_yaw = {'yaw_source': source, 'yaw_std_deg': math.degrees(std_rad),
+                             'yaw_prior_source': prior_source}
+            self.yaw_sources_total[source] += 1
+
+    def yaw_report(self) -> dict:
+        """The latest frame's yaw source, std and prior source, and frames per source."""
+        with self._lock:
+            return {**self.last_yaw, **{f'yaw_source_{source}_total': count
+                                        for source, count in sorted(
+                                            self.yaw_sources_total.items())}}
 
     def latency_percentiles_ms(self) -> dict[str, float]:
         """p50/p95 of the end-to-end latency and p50/p95 per stage (ms; NaN before any

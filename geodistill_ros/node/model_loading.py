@@ -42,12 +42,31 @@ def load_localizer(config: NodeConfig, device: str, log=LOG.warning):
     if device == 'cpu' and precision != 'float32':
         log(f'precision {precision} runs on CUDA only: using float32 on CPU')
         precision = 'float32'
+    search = {} if config.yaw_search == 'model' else {'yaw_search': config.yaw_search}
+    if config.yaw_search == 'rotation' and config.backend != 'torch':
+        raise ParameterError(f"yaw_search 'rotation' runs on the torch backend only (it "
+                             f"projects the ground features at many yaws); backend is "
+                             f"{config.backend!r}: set backend to 'torch' or yaw_search to "
+                             "'none'")
+    try:
+        localizer, source = _build(Localizer, config, device, precision, search)
+    except ValueError as err:
+        if not search:
+            raise
+        raise ParameterError(f'yaw_search {config.yaw_search!r}: {err}; set yaw_search to '
+                             "'none' or 'model'") from err
+    check_camera_model(localizer, config.camera_model, source)
+    return localizer
+
+
+def _build(Localizer, config: NodeConfig, device: str, precision: str, search: dict):
+    """(Localizer, what it was loaded from) for the node's checkpoint parameters."""
     if not config.location_checkpoint:
         if config.orientation_checkpoint:
             raise ParameterError('orientation_checkpoint is set but location_checkpoint is '
                                  "not: set both, or neither for the default model")
         localizer = Localizer.default(camera_model=config.camera_model, device=device,
-                                      precision=precision, backend=config.backend)
+                                      precision=precision, backend=config.backend, **search)
         source = 'the embedded default model'
     else:
         for name in ('location_checkpoint', 'orientation_checkpoint'):
@@ -57,15 +76,16 @@ def load_localizer(config: NodeConfig, device: str, log=LOG.warning):
                                      "file, or '' for the default model")
         localizer = Localizer.from_checkpoints(
             config.location_checkpoint, config.orientation_checkpoint or None, device=device,
-            precision=precision, backend=config.backend)
+            precision=precision, backend=config.backend, **search)
         source = config.location_checkpoint
-    check_camera_model(localizer, config.camera_model, source)
-    return localizer
+    return localizer, source
 
 
 def estimates_orientation(localizer) -> bool:
-    """Whether the localizer estimates yaw itself (else its yaw is the prior's)."""
-    return getattr(localizer, 'orientation_model', None) is not None
+    """Whether the localizer estimates yaw itself: an orientation model or the rotation
+    search (else its yaw is the prior's)."""
+    return (getattr(localizer, 'orientation_model', None) is not None
+            or getattr(localizer, 'yaw_search', 'none') == 'rotation')
 
 
 def accepts_yaw_prior_range(localizer) -> bool:

@@ -137,7 +137,9 @@ class LocalizationPipeline:
             raise Rejected('non_finite_result', str(numbers.tolist()),
                            'the localizer returned NaN/inf (check precision and the model)')
         yaw_std_rad = float(result['yaw_std_rad'])
-        if not self._estimates_yaw:  # the yaw is the prior: publish the prior's spread
+        yaw_source = result.get('yaw_source') or ('orientation_model' if self._estimates_yaw
+                                                  else 'prior')
+        if yaw_source == 'prior':  # the yaw is the prior: publish the prior's spread
             yaw_std_rad = max(yaw_std_rad, prior_std_rad(prior.range_deg))
             if prior.source == 'fixed' and prior.range_deg > 0.0:
                 node.warn_throttled('no_heading', 'no heading for this frame and the model '
@@ -164,6 +166,7 @@ class LocalizationPipeline:
         lap('publish')
         node.stats.localized(confidence, lookup.age_s, low, publish_pose,
                              time.perf_counter() - frame.received_s, stages)
+        node.stats.yaw_used(yaw_source, yaw_std_rad, prior.source)
         if low:
             action = ('pose dropped' if not publish_pose else
                       f'covariance inflated x{cfg.low_confidence_inflation:g}')

@@ -198,7 +198,7 @@ class NodeIo:
                  'last_map_error': stats.last_map_error or 'none',
                  'last_rejection': stats.last_rejection or 'none',
                  'camera_info_in_use': node.calibration_in_use(),
-                 **node.fusion.diagnostics()}
+                 **stats.yaw_report(), **node.fusion.diagnostics()}
         if device.startswith('cuda'):
             import torch
             extra['gpu_memory_allocated_mib'] = torch.cuda.memory_allocated(device) / 2**20

@@ -281,7 +281,8 @@ def test_reader_config_takes_noise_seed_and_overrides():
                                         seed=3), record)
     assert kitti.reader_options['rotation_range_deg'] == 10.0  # the split line's dtheta * r
     assert kitti.reader_options['sat_crop_px'] == 256 and kitti.yaw_noise_deg == 0.0
-    assert kitti.seed == 3 and kitti.ground_hw == (64, 256) and kitti.val_split is None
+    assert kitti.seed == 3 and kitti.val_split is None
+    assert kitti.ground_hw == tuple(record['training_config']['data']['ground_hw'])
     vigor = eval_data_config(EvalConfig(dataset='vigor', yaw_noise_deg=45.0,
                                         data_overrides=('area=same',)), record)
     assert vigor.yaw_noise_deg == 45.0 and vigor.area == 'same'

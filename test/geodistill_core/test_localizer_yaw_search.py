@@ -100,3 +100,21 @@ def test_embedded_defaults_take_the_measured_search_settings(camera):
     assert localizer.yaw_search == mode and localizer.yaw_search_config == config
     searching = Localizer.default(camera, device='cpu', yaw_search='rotation')
     assert searching.yaw_search == 'rotation'
+
+
+def test_per_call_prior_range_bounds_the_search_and_zero_means_known_yaw():
+    data = flat_world(40.0, size=1)
+    localizer = searching_localizer(5.0)  # the config alone cannot reach a 40 deg error
+    item = data[0]
+    args = (item['ground'][None], item['satellite'][None], item['sat_meters_per_px'])
+    prior, truth = float(item['yaw_prior_rad']), float(item['yaw_rad'])
+    narrow = localizer.localize(*args, yaw_prior_rad=prior)
+    assert abs(float(narrow.yaw_rad[0]) - prior) <= math.radians(5.0) + 1e-6
+    wide = localizer.localize(*args, yaw_prior_rad=prior, yaw_prior_range_deg=45.0)
+    assert abs(float(wide.yaw_rad[0]) - truth) < math.radians(1.0)
+    candidates = wide.yaw_search_result.candidates_rad
+    assert float((candidates - prior).abs().max()) > math.radians(5.0)
+    known = localizer.localize(*args, yaw_prior_rad=prior, yaw_prior_range_deg=0.0)
+    assert known.yaw_source == 'prior' and float(known.yaw_rad[0]) == pytest.approx(prior)
+    with pytest.raises(ValueError, match='yaw_prior_range_deg must be finite and >= 0'):
+        localizer.localize(*args, yaw_prior_rad=prior, yaw_prior_range_deg=-1.0)

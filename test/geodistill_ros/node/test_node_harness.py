@@ -127,7 +127,8 @@ class ScriptedLocalizer:
             yaw_rad=batch(yaw), yaw_std_rad=batch(self.yaw_std_rad),
             offset_en_m=batch(self.offset_en_m), covariance_en_m2=batch(self.covariance_en_m2),
             confidence=batch(self.confidence), heatmap_prob=batch(self.heatmap()),
-            heatmap_cell_m=self.heatmap_cell_m)
+            heatmap_cell_m=self.heatmap_cell_m,
+            yaw_source='orientation_model' if self.estimates_yaw else 'prior')
 
 
 def base_overrides(tif_path, **extra) -> list[Parameter]:

@@ -118,3 +118,59 @@ def test_checkpoint_for_another_camera_refuses_to_start(ros_isolation, tif, tmp_
     panorama = save_tiny_checkpoint(tmp_path / 'pano', camera_model='panorama')
     with pytest.raises(ParameterError, match="camera_model is 'pinhole' but .* 'panorama'"):
         NodeHarness(model_overrides(tif, panorama))
+
+
+def test_rotation_search_yaw_is_published_with_its_own_variance(ros_isolation, tif,
+                                                                checkpoint):
+    prior_range_deg = 8.0
+    overrides = model_overrides(tif, checkpoint, yaw_search='rotation', heading_source='fixed',
+                                default_yaw_deg=30.0, default_yaw_range_deg=prior_range_deg)
+    with NodeHarness(overrides) as h:
+        assert h.node.localizer.yaw_search == 'rotation'
+        h.send_camera_info()
+        h.send_fix(STAMP_NS, *en_to_latlon(4.0, -2.0))
+        h.send_image(test_image(STAMP_NS, seed=3), timeout_s=20.0)
+        h.spin_until(lambda: h.poses, 10.0, 'a pose')
+        pose = h.poses[-1]
+        yaw = 2.0 * np.arctan2(pose.pose.pose.orientation.z, pose.pose.pose.orientation.w)
+        # searched inside the prior's range around the prior
+        assert abs(np.degrees(yaw) - 30.0) <= prior_range_deg + 1e-3
+        var_yaw = np.array(pose.pose.covariance).reshape(6, 6)[5, 5]
+        # the search's own mean squared error about its estimate (a random model: a
+        # near-flat curve), bounded by the squared width of the searched range
+        r = np.radians(prior_range_deg)
+        assert 0.0 < var_yaw <= (2.0 * r) ** 2
+        diag = h.last_diagnostics()
+        assert diag['yaw_source'] == 'rotation_search'
+        assert diag['yaw_prior_source'] == 'fixed'
+        assert float(diag['yaw_std_deg']) == pytest.approx(np.degrees(np.sqrt(var_yaw)),
+                                                           rel=1e-3)
+        assert int(diag['yaw_source_rotation_search_total']) == 1
+
+
+def test_without_yaw_search_the_prior_is_published_and_reported(ros_isolation, tif,
+                                                                checkpoint):
+    overrides = model_overrides(tif, checkpoint, heading_source='fixed', default_yaw_deg=30.0,
+                                default_yaw_range_deg=8.0)
+    with NodeHarness(overrides) as h:
+        assert h.node.localizer.yaw_search == 'none'
+        h.send_camera_info()
+        h.send_fix(STAMP_NS, *en_to_latlon(4.0, -2.0))
+        h.send_image(test_image(STAMP_NS, seed=3), timeout_s=20.0)
+        h.spin_until(lambda: h.poses, 10.0, 'a pose')
+        pose = h.poses[-1]
+        yaw = 2.0 * np.arctan2(pose.pose.pose.orientation.z, pose.pose.pose.orientation.w)
+        assert np.degrees(yaw) == pytest.approx(30.0, abs=1e-3)
+        diag = h.last_diagnostics()
+        assert diag['yaw_source'] == 'prior'
+        # at least the prior's spread (uniform over +-8 deg), and what the covariance says
+        var_yaw = np.array(pose.pose.covariance).reshape(6, 6)[5, 5]
+        assert float(diag['yaw_std_deg']) >= 8.0 / np.sqrt(3.0) - 1e-3
+        assert float(diag['yaw_std_deg']) == pytest.approx(np.degrees(np.sqrt(var_yaw)),
+                                                           rel=1e-3)
+
+
+def test_rotation_search_on_the_onnx_backend_refuses_to_start(ros_isolation, tif, checkpoint):
+    with pytest.raises(ParameterError, match="yaw_search 'rotation' runs on the torch backend"):
+        NodeHarness(model_overrides(tif, checkpoint, yaw_search='rotation',
+                                    backend='onnxruntime'))
