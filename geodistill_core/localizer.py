@@ -46,12 +46,20 @@ SCORE_TAU = {'correlation': 0.06, 'ccvpe': 1.0}
 ASSETS_DIR = Path(__file__).resolve().parent / 'assets'
 YAW_SOURCES = ('prior', 'orientation_model', 'rotation_search')
 # Rotation search of the embedded defaults (Localizer.default): mode and settings per camera,
-# temperatures fitted on validation drives by bench/bench_yaw_search.py (see its JSON).
+# chosen by bench/bench_yaw_search.py on the unseen city (seed-4242 synthetic drives; scoring
+# variant and posterior temperature fitted on a training-city validation drive).
+# Pinhole (+-10 deg prior): the embedded model is at chance for location and its search is no
+# better than the prior (median 5.6 vs 5.2 deg), so the prior stays. Panorama (+-45 deg):
+# median 1.05 deg vs 23.4 deg for the prior, location median 0.70 m vs 10.8 m; it costs
+# 0.14-0.33 s per frame on one CPU thread (44 candidates), so it is opt-in (yaw_search=
+# 'rotation') until the node integrates it.
 DEFAULT_YAW_SEARCH = {
     'pinhole': ('none', RotationSearchConfig(range_deg=10.0, coarse_step_deg=2.0,
-                                             fine_step_deg=0.25, temperature=0.01)),
+                                             fine_step_deg=0.25, reduce='max',
+                                             levels='finest', temperature=0.079)),
     'panorama': ('none', RotationSearchConfig(range_deg=45.0, coarse_step_deg=3.0,
-                                              fine_step_deg=0.5, temperature=0.01)),
+                                              fine_step_deg=0.5, reduce='max', levels='mean',
+                                              temperature=0.0025)),
 }
 
 
@@ -100,6 +108,10 @@ class LocalizationResult:
     heatmap_floor_prob: float = 0.0
     yaw_source: str = 'prior'
     yaw_search_result: YawSearchResult | None = None
+
+    def __post_init__(self):
+        if self.yaw_source not in YAW_SOURCES:
+            raise ValueError(f'yaw_source must be one of {YAW_SOURCES}, got {self.yaw_source!r}')
 
     def item(self, index: int = 0) -> dict:
         """One result as plain numpy / floats."""
