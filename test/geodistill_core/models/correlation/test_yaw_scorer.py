@@ -105,3 +105,20 @@ def test_rotation_search_finds_the_yaw_of_a_rendered_pair(pool_extractor, camera
     assert abs(float(textured.yaw_rad[0]) - 1.1) < 0.5 * DEG
     assert math.sqrt(float(textured.yaw_var_rad2[0])) < 2 * DEG
     assert float(results['featureless'].yaw_var_rad2[0]) > 25 * float(textured.yaw_var_rad2[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_search_on_cuda_matches_the_cpu(pool_extractor):
+    texture = smooth_texture(4, (96, 96), sigma_px=2.0, seed=1)
+    ground = rendered_pair('panorama', texture)
+    config = RotationSearchConfig(range_deg=45.0, coarse_step_deg=3.0, fine_step_deg=0.5)
+    prior = torch.tensor([1.1 - 31 * DEG])
+    found = {}
+    for device in ('cpu', 'cuda'):
+        est = identity_estimator(pool_extractor, 'panorama').to(device)
+        scorer = CorrelationYawScorer(est, ground.to(device), texture.to(device),
+                                      sat_meters_per_px=0.25, camera_height_m=2.0)
+        found[device] = search_yaw(scorer, prior.to(device), config)
+    assert found['cuda'].yaw_rad.device.type == 'cuda'
+    assert float(found['cuda'].yaw_rad[0]) == pytest.approx(float(found['cpu'].yaw_rad[0]),
+                                                            abs=1e-3)
