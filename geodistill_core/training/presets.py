@@ -6,7 +6,7 @@
 | vigor_same | VIGOR same-area, as vigor_cross | vgg16_unet_g2s, 1/8 + 1/2 | 10 / 20 |
 | kitti | KITTI (Shi & Li), pinhole 256x1024, sat 512 | vgg16_unet_g2s, 1/8 + 1/2 | 5 / 10 |
 | synthetic_bench | synthetic VIGOR, 128x256, sat 256 (*) | efficientnet_lite0, 1/8+1/4 | 4 / 4 |
-| synthetic_kitti | synthetic KITTI export, pinhole 128x512, sat 192, template 1.0, GNSS term | efficientnet_lite0, 1/8+1/4 | 6 / 2 (200 steps) |
+| synthetic_kitti | synthetic KITTI export, pinhole 128x512, sat 192, template 1.0, GNSS term | efficientnet_lite0, 1/8+1/4 | 12 / 2 (200 steps) |
 | tiny | procedural flat world, pano 32x64, sat 64 | vgg16_unet_tiny (random), 1/8 + 1/2 | 2 / 2 |
 
 (*) the same-area training half of the export's training cities (bench/bench_geodistill.py).
@@ -97,7 +97,7 @@ _BASES = {
         ModelConfig(kind='correlation', ground_backbone='efficientnet_lite0',
                     satellite_backbone='efficientnet_lite0', levels=(2, 1),
                     camera_model='pinhole', template_fraction=1.0),
-        6, {'checkpoint_every_steps': 50, 'find_unused_parameters': True,
+        12, {'checkpoint_every_steps': 50, 'find_unused_parameters': True,
             'steps_per_epoch': 200, 'val_steps': 20, 'report_val_error': True},
         OrientationConfig(prior_range_deg=10.0, rotation='dataset')),
     'tiny': (
