@@ -50,9 +50,9 @@ YAW_SOURCES = ('prior', 'orientation_model', 'rotation_search')
 # variant and posterior temperature fitted on a training-city validation drive).
 # Pinhole (+-10 deg prior): the embedded model is at chance for location and its search is no
 # better than the prior (median 5.6 vs 5.2 deg), so the prior stays. Panorama (+-45 deg):
-# median 1.05 deg vs 23.4 deg for the prior, location median 0.70 m vs 10.8 m, so it is
-# the panorama default, on a 5 deg / 1 deg grid (20 candidates at the node's +-20 deg, 30 at
-# +-45; the 3 / 0.5 grid's median in a replay of its curves, a third fewer candidates).
+# median 0.97 deg vs 23.4 deg for the prior, location median 0.67 m vs 10.8 m on a 5 deg /
+# 1 deg grid (20 candidates at the node's +-20 deg, 30 at +-45; bench/results/
+# yaw_search_panorama*.json, model card), so it is the panorama default.
 # The search needs the eager model: with backend='onnxruntime' the default is 'none'.
 DEFAULT_YAW_SEARCH = {
     'pinhole': ('none', RotationSearchConfig(range_deg=10.0, coarse_step_deg=2.0,
