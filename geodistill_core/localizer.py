@@ -48,16 +48,16 @@ YAW_SOURCES = ('prior', 'orientation_model', 'rotation_search')
 # Rotation search of the embedded defaults (Localizer.default): mode and settings per camera,
 # chosen by bench/bench_yaw_search.py on the unseen city (seed-4242 synthetic drives; scoring
 # variant and posterior temperature fitted on a training-city validation drive).
-# Pinhole (+-10 deg prior): the embedded model is at chance for location and its search is no
-# better than the prior (median 5.6 vs 5.2 deg), so the prior stays. Panorama (+-45 deg):
+# Pinhole (+-10 deg prior, the issue-12 model): median 1.37 deg vs 5.21 deg for the prior,
+# yaw NEES 0.98, location median 1.20 m vs 2.63 m at the prior's yaw. Panorama (+-45 deg):
 # median 0.97 deg vs 23.4 deg for the prior, location median 0.67 m vs 10.8 m on a 5 deg /
 # 1 deg grid (20 candidates at the node's +-20 deg, 30 at +-45; bench/results/
-# yaw_search_panorama*.json, model card), so it is the panorama default.
+# yaw_search_*.json, model cards). Both beat keeping the prior, so both are the default.
 # The search needs the eager model: with backend='onnxruntime' the default is 'none'.
 DEFAULT_YAW_SEARCH = {
-    'pinhole': ('none', RotationSearchConfig(range_deg=10.0, coarse_step_deg=2.0,
-                                             fine_step_deg=0.25, reduce='max',
-                                             levels='finest', temperature=0.079)),
+    'pinhole': ('rotation', RotationSearchConfig(range_deg=10.0, coarse_step_deg=2.0,
+                                                 fine_step_deg=0.25, reduce='max',
+                                                 levels='finest', temperature=0.079)),
     'panorama': ('rotation', RotationSearchConfig(range_deg=45.0, coarse_step_deg=5.0,
                                                   fine_step_deg=1.0, reduce='max',
                                                   levels='mean', temperature=0.0025)),
