@@ -6,7 +6,7 @@ Location configurations (random weights: pretrained=False, timing only), each th
 `Localizer.localize` with batch 1 (resizing, estimator, heatmap decoding, copy to CPU):
 - tiny: vgg16_unet_tiny, panorama 32x64, satellite 64 (the `tiny` preset);
 - g2sweakly_vgg16: vgg16_unet, panorama 320x640, satellite 512 (levels 1/8 and 1/2);
-- synthetic_kitti: efficientnet_lite0, pinhole 64x256, satellite 192 (the embedded
+- synthetic_kitti: efficientnet_lite0, pinhole 128x512, satellite 192 (the embedded
   default model's preset).
 Orientation estimator forward: tiny (64 px) and full (EfficientNet-B0, 512 px downward
 view and satellite, panorama 320x640). CPU always; CUDA too when available (synchronised
@@ -60,7 +60,7 @@ class LocationCase:
 
 LOCATION_CASES = (
     LocationCase('tiny_vgg16_unet_tiny', 'tiny', (32, 64), 64, 'panorama', 2.0),
-    LocationCase('synthetic_kitti_efficientnet_lite0', 'synthetic_kitti', (64, 256), 192,
+    LocationCase('synthetic_kitti_efficientnet_lite0', 'synthetic_kitti', (128, 512), 192,
                  'pinhole', 1.65),
     LocationCase('g2sweakly_vgg16_unet', 'vigor_cross', (320, 640), 512, 'panorama', 2.0),
 )

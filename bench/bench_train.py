@@ -9,7 +9,7 @@ Settings (the presets' models, random weights, one synthetic batch):
 - vgg: G2SWeakly-style VGG16-UNet (preset vigor_cross), panorama 320x640, satellite 512,
   batch 2 by default (--vgg-batch; one fp32 step takes about 30 s on one core);
 - lite0: EfficientNet-Lite0 (synthetic_bench), panorama 128x256, satellite 256, batch 8;
-- default: the embedded default model (synthetic_kitti), pinhole 64x256, satellite 192,
+- default: the embedded default model (synthetic_kitti), pinhole 128x512, satellite 192,
   batch 8.
 
 Variants, each run in a fresh subprocess (so ru_maxrss is that variant's peak), repeats
