@@ -76,7 +76,7 @@ def model_checkpoint(tmp: Path) -> tuple[str, dict]:
     config = replace(preset('synthetic_kitti', 'location').model, pretrained=False)
     torch.manual_seed(0)
     path = save_trained_model(tmp / 'random_pinhole_location', build_model(config), config,
-                              {'ground_hw': [64, 256], 'satellite_hw': [192, 192]},
+                              {'ground_hw': [128, 512], 'satellite_hw': [192, 192]},
                               50.13 / 192, {'note': 'bench_node: random weights'})
     return str(path), {'source': 'random_weights_same_architecture', 'path': str(path),
                        'reason': f'{default} not installed'}
