@@ -48,8 +48,8 @@ YAW_SOURCES = ('prior', 'orientation_model', 'rotation_search')
 # Rotation search of the embedded defaults (Localizer.default): mode and settings per camera,
 # chosen by bench/bench_yaw_search.py on the unseen city (seed-4242 synthetic drives; scoring
 # variant and posterior temperature fitted on a training-city validation drive).
-# Pinhole (+-10 deg prior, the issue-12 model): median 1.37 deg vs 5.21 deg for the prior,
-# yaw NEES 0.98, location median 1.20 m vs 2.63 m at the prior's yaw. Panorama (+-45 deg):
+# Pinhole (+-10 deg prior, the issue-12 model): median 1.29 deg vs 5.21 deg for the prior,
+# yaw NEES 1.48, location median 1.42 m vs 2.62 m at the prior's yaw. Panorama (+-45 deg):
 # median 0.97 deg vs 23.4 deg for the prior, location median 0.67 m vs 10.8 m on a 5 deg /
 # 1 deg grid (20 candidates at the node's +-20 deg, 30 at +-45; bench/results/
 # yaw_search_*.json, model cards). Both beat keeping the prior, so both are the default.
