@@ -233,8 +233,8 @@ def _render_kitti_cities_in_parallel(preset: SyntheticPreset, out: Path, seed: i
                                      config: dict, jobs: int) -> None:
     """Render the KITTI cities in `jobs` processes; the serial pass then finds every unit
     done and writes the split files (a city's output does not depend on who renders it)."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
     cities = list(dict.fromkeys(d[0] for d in preset.kitti_drives()))
     with ProcessPoolExecutor(min(jobs, len(cities)),
                              mp_context=multiprocessing.get_context('spawn')) as pool:

@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from geodistill_core.training import POSITION_LABEL_KEY
-from geodistill_core.training import validation
+from geodistill_core.training import POSITION_LABEL_KEY, validation
 
 
 def test_error_sums_and_recalls_match_a_hand_computed_batch(monkeypatch):
