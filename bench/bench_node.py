@@ -289,7 +289,7 @@ def bench_device(device: str, tif: Path, checkpoint: str, ns) -> dict:
 
 def run_benchmark(ns) -> dict:
     domain = isolate_ros()
-    sys.path.insert(0, str(ROOT / 'test' / 'geodistill_ros'))
+    sys.path.insert(0, str(ROOT / 'test' / 'geodistill_ros' / 'node'))
     from test_node_harness import write_geotiff
     result = {'machine': {
         'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
