@@ -18,6 +18,7 @@ from test_node_harness import (  # noqa: E402
     en_to_latlon,
     test_image,
     write_geotiff,
+    yaw_of,
 )
 
 from geodistill_ros.node.params import ParameterError  # noqa: E402
@@ -120,6 +121,17 @@ def test_checkpoint_for_another_camera_refuses_to_start(ros_isolation, tif, tmp_
         NodeHarness(model_overrides(tif, panorama))
 
 
+def localize_one_frame(h):
+    """CameraInfo, a fix and one image through the harness node -> (pose, yaw variance,
+    newest diagnostics)."""
+    h.send_camera_info()
+    h.send_fix(STAMP_NS, *en_to_latlon(4.0, -2.0))
+    h.send_image(test_image(STAMP_NS, seed=3), timeout_s=20.0)
+    h.spin_until(lambda: h.poses, 10.0, 'a pose')
+    pose = h.poses[-1]
+    return pose, np.array(pose.pose.covariance).reshape(6, 6)[5, 5], h.last_diagnostics()
+
+
 def test_rotation_search_yaw_is_published_with_its_own_variance(ros_isolation, tif,
                                                                 checkpoint):
     prior_range_deg = 8.0
@@ -127,20 +139,13 @@ def test_rotation_search_yaw_is_published_with_its_own_variance(ros_isolation, t
                                 default_yaw_deg=30.0, default_yaw_range_deg=prior_range_deg)
     with NodeHarness(overrides) as h:
         assert h.node.localizer.yaw_search == 'rotation'
-        h.send_camera_info()
-        h.send_fix(STAMP_NS, *en_to_latlon(4.0, -2.0))
-        h.send_image(test_image(STAMP_NS, seed=3), timeout_s=20.0)
-        h.spin_until(lambda: h.poses, 10.0, 'a pose')
-        pose = h.poses[-1]
-        yaw = 2.0 * np.arctan2(pose.pose.pose.orientation.z, pose.pose.pose.orientation.w)
+        pose, var_yaw, diag = localize_one_frame(h)
         # searched inside the prior's range around the prior
-        assert abs(np.degrees(yaw) - 30.0) <= prior_range_deg + 1e-3
-        var_yaw = np.array(pose.pose.covariance).reshape(6, 6)[5, 5]
+        assert abs(np.degrees(yaw_of(pose)) - 30.0) <= prior_range_deg + 1e-3
         # the search's own mean squared error about its estimate (a random model: a
         # near-flat curve), bounded by the squared width of the searched range
         r = np.radians(prior_range_deg)
         assert 0.0 < var_yaw <= (2.0 * r) ** 2
-        diag = h.last_diagnostics()
         assert diag['yaw_source'] == 'rotation_search'
         assert diag['yaw_prior_source'] == 'fixed'
         assert float(diag['yaw_std_deg']) == pytest.approx(np.degrees(np.sqrt(var_yaw)),
@@ -154,17 +159,10 @@ def test_without_yaw_search_the_prior_is_published_and_reported(ros_isolation, t
                                 default_yaw_range_deg=8.0)
     with NodeHarness(overrides) as h:
         assert h.node.localizer.yaw_search == 'none'
-        h.send_camera_info()
-        h.send_fix(STAMP_NS, *en_to_latlon(4.0, -2.0))
-        h.send_image(test_image(STAMP_NS, seed=3), timeout_s=20.0)
-        h.spin_until(lambda: h.poses, 10.0, 'a pose')
-        pose = h.poses[-1]
-        yaw = 2.0 * np.arctan2(pose.pose.pose.orientation.z, pose.pose.pose.orientation.w)
-        assert np.degrees(yaw) == pytest.approx(30.0, abs=1e-3)
-        diag = h.last_diagnostics()
+        pose, var_yaw, diag = localize_one_frame(h)
+        assert np.degrees(yaw_of(pose)) == pytest.approx(30.0, abs=1e-3)
         assert diag['yaw_source'] == 'prior'
         # at least the prior's spread (uniform over +-8 deg), and what the covariance says
-        var_yaw = np.array(pose.pose.covariance).reshape(6, 6)[5, 5]
         assert float(diag['yaw_std_deg']) >= 8.0 / np.sqrt(3.0) - 1e-3
         assert float(diag['yaw_std_deg']) == pytest.approx(np.degrees(np.sqrt(var_yaw)),
                                                            rel=1e-3)
