@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--split', required=True, help="'test' | 'test1' | 'test2' | 'val'")
     p.add_argument('--yaw-noise-deg', type=float, default=0.0,
                    help='test-time yaw prior noise range (deg); 0 = known orientation')
+    p.add_argument('--yaw-search', choices=('none', 'rotation'), default='none',
+                   help="'rotation': the rotation search over the prior +- --yaw-noise-deg "
+                        "(the deployed pipeline; its yaw errors are reported)")
     p.add_argument('--seed', type=int, default=0, help='seed of the test-time noise')
     p.add_argument('--max-items', type=int, help='evaluate only the first N items')
     p.add_argument('--batch-size', type=int, default=8)
@@ -58,7 +61,7 @@ def cli(argv=None) -> int:
             num_workers=args.num_workers, device=args.device, precision=args.precision,
             data_overrides=tuple(args.data_overrides),
             vehicle_frame_errors=args.vehicle_frame_errors, num_heatmaps=args.num_heatmaps,
-            progress=args.progress)
+            progress=args.progress, yaw_search=args.yaw_search)
     except ValueError as error:
         build_parser().error(str(error))
     paths = EvalPaths(args.checkpoint, args.data_root, args.orientation_checkpoint,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRECISIONS = ('float32', 'bfloat16', 'float16')
+YAW_SEARCHES = ('none', 'rotation')
 # Fields that do not change any reported number (ignored when comparing done-markers).
 VOLATILE_FIELDS = ('num_workers', 'progress')
 
@@ -32,6 +33,11 @@ class EvalConfig:
     vehicle_frame_errors: lateral/longitudinal errors in the true vehicle frame;
         None = KITTI only.
     num_heatmaps: heatmaps drawn over their satellite images (evenly spaced items).
+    yaw_search: 'none' = the location model runs at the prior's yaw (or the orientation
+        model's); 'rotation' = the Localizer's rotation search over the prior +-
+        yaw_noise_deg (the range the test-time noise can reach) with the camera's measured
+        settings (localizer.DEFAULT_YAW_SEARCH), as the node's `yaw_search: rotation` and
+        Localizer.default() do: the deployed pipeline's numbers, yaw errors included.
     """
 
     dataset: str = 'vigor'
@@ -47,6 +53,7 @@ class EvalConfig:
     vehicle_frame_errors: bool | None = None
     num_heatmaps: int = 4
     progress: bool = True
+    yaw_search: str = 'none'
 
     def __post_init__(self):
         if not 0.0 <= self.yaw_noise_deg <= 180.0:
@@ -55,6 +62,8 @@ class EvalConfig:
             raise ValueError(f'max_items must be >= 1 or None, got {self.max_items}')
         if self.batch_size < 1 or self.num_workers < 0 or self.num_heatmaps < 0:
             raise ValueError('batch_size must be >= 1, num_workers and num_heatmaps >= 0')
+        if self.yaw_search not in YAW_SEARCHES:
+            raise ValueError(f'yaw_search must be one of {YAW_SEARCHES}, got {self.yaw_search!r}')
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
 
@@ -90,6 +99,8 @@ def default_output_dir(conf: EvalConfig, checkpoint: Path) -> Path:
     checkpoint = Path(checkpoint)
     name = (f'{checkpoint.name}_{conf.dataset}_{conf.split}_yaw{conf.yaw_noise_deg:g}'
             f'_seed{conf.seed}')
+    if conf.yaw_search != 'none':
+        name += f'_{conf.yaw_search}search'
     if conf.max_items is not None:
         name += f'_first{conf.max_items}'
     return checkpoint.parent / 'eval' / name

@@ -113,19 +113,29 @@ class _Collector:
                                 cov if np.isfinite(cov).all() and len(cov) else None)
 
 
+def _searches_yaw(localizer, yaw_prior_range_deg: float | None) -> bool:
+    """Whether `localizer` runs its rotation search at this prior range."""
+    if getattr(localizer, 'yaw_search', 'none') != 'rotation':
+        return False
+    return yaw_prior_range_deg is None or yaw_prior_range_deg > 0
+
+
 def _run_batch(localizer, name: str, batch: dict[str, Any], first_row: int,
-               rows_wanted: set[int], collector: _Collector) -> None:
+               rows_wanted: set[int], collector: _Collector,
+               yaw_prior_range_deg: float | None = None) -> None:
     B = int(batch['ground'].shape[0])
     offset = np.full((B, 2), np.nan)
     yaw, conf, time_ms = np.full(B, np.nan), np.full(B, np.nan), np.zeros(B)
     cov = np.full((B, 2, 2), np.nan)
+    search = ({'yaw_prior_range_deg': yaw_prior_range_deg}
+              if getattr(localizer, 'yaw_search', 'none') == 'rotation' else {})
     for idx in _groups(batch['sat_meters_per_px'], batch['camera_height_m']):
         K = batch['K'][idx] if 'K' in batch else None
         start = time.perf_counter()
         result = localizer.localize(
             batch['ground'][idx], batch['satellite'][idx],
             float(batch['sat_meters_per_px'][idx[0]]), yaw_prior_rad=batch['yaw_prior_rad'][idx],
-            K=K, camera_height_m=float(batch['camera_height_m'][idx[0]]))
+            K=K, camera_height_m=float(batch['camera_height_m'][idx[0]]), **search)
         elapsed_ms = 1e3 * (time.perf_counter() - start)
         _check_result(result, len(idx), name)
         rows = idx.numpy()
@@ -153,14 +163,18 @@ def _item_ids(batch: dict[str, Any], B: int) -> list[str]:
 
 def predict_split(localizers: Mapping[str, Any], dataset: Dataset, *, batch_size: int = 8,
                   num_workers: int = 0, heatmap_rows: Iterable[int] = (),
-                  progress: bool = True) -> SplitPredictions:
-    """Run every localizer over `dataset` in order (no shuffling) and collect the rows."""
+                  progress: bool = True,
+                  yaw_prior_range_deg: float | None = None) -> SplitPredictions:
+    """Run every localizer over `dataset` in order (no shuffling) and collect the rows.
+    yaw_prior_range_deg: the rotation search's half-width for localizers that search
+    (yaw_search='rotation'; None: their config's); their yaw is then evaluated."""
     if not localizers:
         raise ValueError('predict_split needs at least one localizer')
     wanted = set(heatmap_rows)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=default_collate)
-    collectors = {name: _Collector(getattr(loc, 'orientation_model', None) is not None)
+    collectors = {name: _Collector(getattr(loc, 'orientation_model', None) is not None
+                                   or _searches_yaw(loc, yaw_prior_range_deg))
                   for name, loc in localizers.items()}
     truth: dict[str, list[np.ndarray]] = {k: [] for k in ('index', 'offset', 'yaw', 'prior',
                                                           'noise')}
@@ -189,7 +203,8 @@ def predict_split(localizers: Mapping[str, Any], dataset: Dataset, *, batch_size
                 satellites[row + j] = (batch['satellite'][j].permute(1, 2, 0).float().numpy(),
                                        float(batch['sat_meters_per_px'][j]))
         for name, localizer in localizers.items():
-            _run_batch(localizer, name, batch, row, wanted, collectors[name])
+            _run_batch(localizer, name, batch, row, wanted, collectors[name],
+                       yaw_prior_range_deg)
         row += B
     wall = time.perf_counter() - start
     if row == 0:

@@ -48,7 +48,7 @@ from geodistill_core.evaluation.summary import (
     timing_summary,
     write_per_item_csv,
 )
-from geodistill_core.localizer import Localizer
+from geodistill_core.localizer import DEFAULT_YAW_SEARCH, Localizer
 from geodistill_core.plots import HeatmapPanel, plot_error_cdf, plot_heatmaps_over_satellite
 from geodistill_core.training.config_json import to_dict
 from geodistill_core.training.data import build_dataset
@@ -148,7 +148,7 @@ def run_evaluation(conf: EvalConfig, localizers: Mapping[str, Any], dataset: Dat
     split = predict_split(localizers, dataset, batch_size=conf.batch_size,
                           num_workers=conf.num_workers,
                           heatmap_rows=heatmap_rows(len(dataset), conf.num_heatmaps),
-                          progress=conf.progress)
+                          progress=conf.progress, yaw_prior_range_deg=conf.yaw_noise_deg)
     metrics = {name: model_metrics(split, name, vehicle) for name in split.models}
     for name, m in metrics.items():
         if m['localization_m']['failures']:
@@ -223,6 +223,18 @@ def _finished(out_dir: Path, signature: dict[str, Any], overwrite: bool) -> bool
         'choose another --out or pass --overwrite')
 
 
+def _search_settings(conf: EvalConfig, record: dict[str, Any]) -> dict[str, Any]:
+    """Localizer keyword arguments for conf.yaw_search: the camera's measured rotation
+    search settings (DEFAULT_YAW_SEARCH), or none."""
+    if conf.yaw_search == 'none':
+        return {}
+    model = (record.get('hyper_parameters') or {}).get('model') or {}
+    camera = model.get('camera_model', 'panorama')
+    if camera not in DEFAULT_YAW_SEARCH:
+        raise ValueError(f'no rotation search settings for camera model {camera!r}')
+    return {'yaw_search': conf.yaw_search, 'yaw_search_config': DEFAULT_YAW_SEARCH[camera][1]}
+
+
 def evaluate(conf: EvalConfig, paths: EvalPaths, overwrite: bool = False) -> Path:
     """Evaluate paths.checkpoint on conf.split; returns the results.json path."""
     checkpoints = {'location': paths.checkpoint, 'orientation': paths.orientation_checkpoint,
@@ -243,10 +255,12 @@ def evaluate(conf: EvalConfig, paths: EvalPaths, overwrite: bool = False) -> Pat
         dataset = Subset(dataset, range(conf.max_items))
     orientation = checkpoints.get('orientation')
     localizers = {'evaluated': Localizer.from_checkpoints(
-        checkpoints['location'], orientation, device=conf.device, precision=conf.precision)}
+        checkpoints['location'], orientation, device=conf.device, precision=conf.precision,
+        **_search_settings(conf, records['location']))}
     if 'compare' in checkpoints:
         localizers['compare'] = Localizer.from_checkpoints(
-            checkpoints['compare'], orientation, device=conf.device, precision=conf.precision)
+            checkpoints['compare'], orientation, device=conf.device, precision=conf.precision,
+            **_search_settings(conf, records['compare']))
     for localizer in localizers.values():
         localizer.warmup()
     info = {

@@ -389,3 +389,32 @@ def test_metrics_report_the_consistency_of_the_stated_covariance():
     too_small = model_metrics(split(cov / 4), 'm', False)['consistency']
     assert too_small['nees_mean'] == pytest.approx(8.0, abs=0.4)
     assert 'consistency' not in model_metrics(split(None), 'm', False)
+
+
+def test_rotation_search_evaluation_reports_the_searched_yaw_and_beats_the_prior(tmp_path):
+    """yaw_search='rotation': the search runs over the prior +- yaw_noise_deg, its yaw is
+    evaluated against the truth, and on raw colours it undoes the prior's error."""
+    from test_localizer_yaw_search import searching_localizer
+    localizer = searching_localizer(90.0)  # the run's range (40 deg) must override this
+    data = FlatWorldDataset('test', size=6, ground_hw=(64, 128), sat_size=96,
+                            sat_meters_per_px=0.25, world_px=384, yaw_noise_deg=40.0)
+    results = run_evaluation(conf(yaw_noise_deg=40.0, num_heatmaps=1, yaw_search='rotation'),
+                             {'evaluated': localizer}, data, tmp_path / 'search')
+    prior = results['yaw_prior_error_deg']
+    searched = results['metrics']['orientation_deg']
+    assert prior['median'] > 5.0 and searched['median'] < 1.0
+    assert results['metrics']['localization_m']['mean'] < 0.75
+    rows = read_csv(tmp_path / 'search' / PER_ITEM_FILE)
+    assert all(float(r['yaw_error_deg']) < 2.0 for r in rows)
+    assert results['config']['yaw_search'] == 'rotation'
+
+
+def test_evaluate_with_rotation_search_uses_the_cameras_settings(tmp_path, checkpoints):
+    out = evaluate(conf(yaw_noise_deg=20.0, max_items=2, num_heatmaps=0,
+                        yaw_search='rotation'), EvalPaths(checkpoints['base'], None),
+                   overwrite=False)
+    results = json.loads(Path(out).read_text())
+    assert 'rotation' in Path(out).parent.name
+    assert results['metrics']['orientation_deg']['count'] == 2
+    with pytest.raises(ValueError, match='yaw_search must be one of'):
+        conf(yaw_search='learned')
