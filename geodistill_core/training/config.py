@@ -96,6 +96,9 @@ class ModelConfig:
     positions, learned_confidence, confidence_weighting: the correlation estimator's
         (CorrelationEstimatorConfig; missing in an old checkpoint = today's defaults
         'same', True, 'ground'; the paper presets use G2SWeakly's 'valid' and 'both').
+    template_energy_floor: the correlation's template norm over the map only, floored at
+        this fraction of the whole (1.0, the default and every older checkpoint's: the
+        whole norm; sliding_correlation.py says why a pinhole model wants less).
     estimator: the estimator's own config dict for kinds that have one ('ccvpe':
         DescriptorEstimatorConfig.to_dict(), 'orientation': OrientationEstimatorConfig
         .to_dict(); missing keys take their defaults).
@@ -113,6 +116,7 @@ class ModelConfig:
     positions: str = 'same'
     learned_confidence: bool = True
     confidence_weighting: str = 'ground'
+    template_energy_floor: float = 1.0
     estimator: dict[str, Any] | None = None
 
     def __post_init__(self):

@@ -143,7 +143,8 @@ def build_correlation_model(config: ModelConfig) -> LocationModel:
         levels=tuple(levels), camera_model=config.camera_model,
         template_fraction=config.template_fraction, positions=config.positions,
         learned_confidence=config.learned_confidence,
-        confidence_weighting=config.confidence_weighting)
+        confidence_weighting=config.confidence_weighting,
+        template_energy_floor=config.template_energy_floor)
     estimator = CorrelationLocationEstimator(
         estimator_config,
         _backbone(config.ground_backbone, config.ground_weights, config.pretrained,

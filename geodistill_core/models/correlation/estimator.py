@@ -88,6 +88,10 @@ class CorrelationEstimatorConfig:
         (cos(sat * c, g * c), G2SWeakly's: c also weights the satellite window, so a cell
         of low confidence counts little in the window norm too).
     correlation_method: 'auto', 'conv' or 'fft' (sliding_correlation.py; same scores).
+    template_energy_floor: the template norm at a position counts only its cells over the
+        satellite map, floored at this fraction of its whole energy (1.0: the whole norm
+        everywhere, which every model saved before the option keeps; below 1 lifts the
+        penalty on positions whose template reaches out of the map; sliding_correlation).
     """
 
     levels: tuple[CorrelationLevel, ...] = VGG16_UNET_LEVELS
@@ -97,6 +101,7 @@ class CorrelationEstimatorConfig:
     learned_confidence: bool = True
     correlation_method: str = 'auto'
     confidence_weighting: str = 'ground'
+    template_energy_floor: float = 1.0
 
     def __post_init__(self):
         if not self.levels:
@@ -114,6 +119,9 @@ class CorrelationEstimatorConfig:
         if self.confidence_weighting not in CONFIDENCE_WEIGHTINGS:
             raise ValueError(f'confidence_weighting must be one of {CONFIDENCE_WEIGHTINGS}, '
                              f'got {self.confidence_weighting!r}')
+        if not 0.0 <= self.template_energy_floor <= 1.0:
+            raise ValueError(f'template_energy_floor must be in [0, 1], '
+                             f'got {self.template_energy_floor}')
         if self.correlation_method not in METHODS:
             raise ValueError(f'correlation_method must be one of {METHODS}, '
                              f'got {self.correlation_method!r}')
@@ -313,7 +321,9 @@ class CorrelationLocationEstimator(nn.Module):
         scores = [masked_cosine_correlation(sat, tpl.weighted(), tpl.valid,
                                             self.config.positions, all_pairs,
                                             self.config.correlation_method,
-                                            window_weight=tpl.confidence[:, 0] if both else None)
+                                            window_weight=tpl.confidence[:, 0] if both else None,
+                                            template_energy_floor=self.config
+                                            .template_energy_floor)
                   for sat, tpl in zip(satellite_features, templates, strict=True)]
         return LocationScores(scores, [geo.cell_m for geo in geometry])
 

@@ -25,7 +25,16 @@ Positions (`positions`):
 - 'same': the satellite is zero-padded by (r - 1) / 2, (c - 1) / 2, so the heatmap is
   h x w and every satellite feature cell is a candidate; heatmap cell (i, j) puts the
   camera (the template centre) on satellite feature cell (i, j). Padding cells count
-  as zero features (they add nothing to the numerator or the window norm).
+  as zero features (they add nothing to the numerator or the window norm). The
+  template's norm is, by default, that of all its valid cells, so a window partly on the
+  padding scores at most sqrt(template energy inside the map / all of it): positions
+  whose template reaches out of the map are penalised. For a pinhole template (content
+  ahead of the camera only) that penalty favours positions behind the truth whenever the
+  view ahead reaches the map's edge. `template_energy_floor` f < 1 normalises by the
+  template energy inside the map instead, floored at f times all of it:
+      ||T|| -> sqrt(max(E_in(p), f * E_all)),  E_in(p) = sum_{q in V, p+q in map} |T_q|^2
+  (f = 1: the full norm; f = 0: the cosine over the overlap alone, noisy where only a
+  few cells overlap; f = 0.5: no penalty while at least half the energy is inside).
 - 'valid': only windows wholly inside the satellite, (h - r + 1) x (w - c + 1); heatmap
   cell (i, j) puts the camera on satellite feature cell (i + (r - 1) / 2, j + (c - 1) / 2).
 Both keep the heatmap frame of geometry.raster: cell (i, j) of an H x W heatmap is the
@@ -134,7 +143,8 @@ def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,
                               valid: torch.Tensor, positions: str = 'same',
                               all_pairs: bool = False, method: str = 'auto',
                               eps: float = DEFAULT_ENERGY_EPS,
-                              window_weight: torch.Tensor | None = None) -> torch.Tensor:
+                              window_weight: torch.Tensor | None = None,
+                              template_energy_floor: float = 1.0) -> torch.Tensor:
     """Cosine similarity of each template against each satellite window.
 
     satellite: (Bs, C, h, w) satellite feature map.
@@ -148,9 +158,14 @@ def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,
     window_weight: optional (Bg, r, c) per-cell weight of the satellite window (G2SWeakly:
         the template's confidence c, so that the score is cos(sat * c, g * c) when the
         template is g * c); None weights every valid cell 1 (cos(sat, template)).
+    template_energy_floor: f in [0, 1]: the template norm counts only its cells inside the
+        satellite map, floored at f times its whole energy (see module doc); 1 = the whole
+        template's norm at every position (no extra correlation is computed).
     Returns scores in [-1, 1], float32 (float64 for float64 inputs).
     """
     _check_inputs(satellite, template, valid, positions, all_pairs, method)
+    if not 0.0 <= template_energy_floor <= 1.0:
+        raise ValueError(f'template_energy_floor must be in [0, 1], got {template_energy_floor}')
     if window_weight is not None and window_weight.shape != valid.shape:
         raise ValueError(f'window_weight must be (Bg, r, c) = {tuple(valid.shape)}, '
                          f'got {tuple(window_weight.shape)}')
@@ -174,6 +189,14 @@ def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,
             dot = correlate(sat, tpl * weight, positions, all_pairs, dtype)
             win_energy = correlate(sat_energy, weight * weight, positions, all_pairs,
                                    torch.float64)
+        inside_energy = None
+        if template_energy_floor < 1.0 and positions == 'same':
+            # template energy over the cells that land on the map, per position
+            cell_energy = (tpl * tpl).sum(dim=1, keepdim=True)  # (Bg, 1, r, c)
+            on_map = torch.ones((1 if all_pairs else sat.shape[0], 1) + sat.shape[-2:],
+                                dtype=dtype, device=sat.device)
+            inside_energy = correlate(on_map, cell_energy, positions, all_pairs,
+                                      torch.float64)  # (1, Bg, H, W) | (B, H, W)
         map_energy = sat_energy.detach().flatten(1).sum(1)
         empty_below = (EMPTY_WINDOW_REL[dtype] * map_energy).clamp_min(eps)
         if all_pairs:  # (Bs, Bg, H, W)
@@ -182,6 +205,9 @@ def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,
         else:  # (B, H, W)
             tpl_energy = tpl_energy.view(-1, 1, 1)
             empty_below = empty_below.view(-1, 1, 1)
+        if inside_energy is not None:
+            tpl_energy = torch.maximum(inside_energy.to(dtype).clamp_min(0.0),
+                                       template_energy_floor * tpl_energy)
         scores = (dot * torch.rsqrt(tpl_energy.clamp_min(eps))
                   * torch.rsqrt(torch.maximum(win_energy, empty_below)))
         scores = torch.where(win_energy > empty_below, scores, torch.zeros_like(scores))

@@ -121,7 +121,8 @@ class CorrelationYawScorer:
             maps = [masked_cosine_correlation(
                 sat[b:b + 1], weighted[r], tpl.valid[r], config.positions, True,
                 config.correlation_method,
-                window_weight=tpl.confidence[r, 0] if both else None)
+                window_weight=tpl.confidence[r, 0] if both else None,
+                template_energy_floor=getattr(config, 'template_energy_floor', 1.0))
                 for b, r in enumerate(rows)]
             out.append(torch.cat(maps, 0))
         return out

@@ -270,3 +270,68 @@ def test_window_weight_scores_cos_of_both_sides_weighted(method, positions, all_
         rtol=0)
     with pytest.raises(ValueError, match='window_weight'):
         masked_cosine_correlation(sat, g, valid, positions, window_weight=conf[:, :1])
+
+
+def overlap_reference(sat, tpl, valid, floor):
+    """Loops, 'same' positions: the template norm over its valid cells on the map, floored
+    at `floor` times the whole valid norm."""
+    sat, tpl = sat.double(), tpl.double()
+    C, h, w = sat.shape
+    _, r, c = tpl.shape
+    pr, pc = (r - 1) // 2, (c - 1) // 2
+    padded = F.pad(sat, (pc, pc, pr, pr))
+    on_map = F.pad(torch.ones(h, w, dtype=torch.bool), (pc, pc, pr, pr))
+    whole = float((tpl[:, valid] ** 2).sum())
+    out = torch.zeros(h, w, dtype=torch.float64)
+    for i in range(h):
+        for j in range(w):
+            cells = valid & on_map[i:i + r, j:j + c]
+            s = padded[:, i:i + r, j:j + c][:, valid]
+            inside = float((tpl[:, cells] ** 2).sum())
+            t_norm = max(inside, floor * whole) ** 0.5
+            s_norm = float(s.norm())
+            dot = float((tpl[:, valid] * s).sum())
+            out[i, j] = dot / (t_norm * s_norm) if t_norm and s_norm else 0.0
+    return out
+
+
+@pytest.mark.parametrize('method', ['conv', 'fft'])
+@pytest.mark.parametrize('floor', [0.0, 0.5])
+@pytest.mark.parametrize('all_pairs', [False, True])
+def test_template_energy_floor_normalises_by_the_template_on_the_map(method, floor, all_pairs):
+    sat, tpl, valid = random_case(dtype=torch.float64, h=7, w=8, r=5, c=7)
+    scores = masked_cosine_correlation(sat, tpl, valid, 'same', all_pairs=all_pairs,
+                                       method=method, template_energy_floor=floor)
+    for m in range(2):
+        for n in range(2):
+            if not all_pairs and m != n:
+                continue
+            got = scores[m, n] if all_pairs else scores[m]
+            torch.testing.assert_close(got, overlap_reference(sat[m], tpl[n], valid[n], floor),
+                                       atol=1e-10, rtol=0)
+
+
+def test_floor_one_is_the_whole_norm_and_an_edge_match_is_no_longer_penalised():
+    """A template whose content lies ahead (top rows) matched at a map position where that
+    content is half off the map: the whole norm scores it at sqrt(inside / whole); the
+    floor 0.5 scores the exact match 1, like the same match in the middle of the map."""
+    g = torch.Generator().manual_seed(3)
+    C, r, c = 4, 9, 9
+    sat = torch.randn(1, C, 15, 15, generator=g, dtype=torch.float64)
+    valid = torch.zeros(1, r, c, dtype=torch.bool)
+    valid[0, :5] = True  # rows 0-4: ahead of the centre row 4
+    i0, j0 = 2, 7  # camera at row 2: template rows 0-1 fall above the map
+    tpl = torch.zeros(1, C, r, c, dtype=torch.float64)
+    tpl[0, :, 2:5] = sat[0, :, 0:3, j0 - 4:j0 + 5]  # its on-map rows copy the satellite
+    tpl[0, :, 0:2] = torch.randn(C, 2, c, generator=g, dtype=torch.float64)  # off the map
+    inside = float((tpl[0, :, 2:5] ** 2).sum())
+    whole = float((tpl[0, :, 0:5] ** 2).sum())
+    assert inside / whole > 0.5
+    default = masked_cosine_correlation(sat, tpl, valid, 'same')
+    floored = masked_cosine_correlation(sat, tpl, valid, 'same', template_energy_floor=0.5)
+    assert float(default[0, i0, j0]) == pytest.approx((inside / whole) ** 0.5, abs=1e-9)
+    assert float(floored[0, i0, j0]) == pytest.approx(1.0, abs=1e-9)
+    assert torch.equal(masked_cosine_correlation(sat, tpl, valid, 'same',
+                                                 template_energy_floor=1.0), default)
+    with pytest.raises(ValueError, match='template_energy_floor'):
+        masked_cosine_correlation(sat, tpl, valid, 'same', template_energy_floor=1.5)
