@@ -11,13 +11,14 @@ Never choose it on a test split or on the drive you report.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 import json
 import logging
 from pathlib import Path
 import shutil
 import tempfile
-from typing import Any, Sequence
+from typing import Any
 
 from geodistill_core.evaluation.config import EvalConfig, EvalPaths
 from geodistill_core.evaluation.run import evaluate
