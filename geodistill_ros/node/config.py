@@ -52,7 +52,7 @@ class NodeConfig:
     device: str = 'auto'
     precision: str = 'float32'
     backend: str = 'torch'
-    yaw_search: str = 'none'
+    yaw_search: str = 'auto'
     heading_source: str = 'auto'
     yaw_prior_range_deg: float = 20.0
     default_yaw_rad: float = 0.0

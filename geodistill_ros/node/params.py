@@ -161,13 +161,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           choices=('auto', 'cuda', 'cpu'), read_only=True),
     _spec('precision', 'float32', 'inference precision (half types on CUDA only)',
           choices=('float32', 'bfloat16', 'float16'), read_only=True),
-    _spec('yaw_search', 'none', "yaw estimation by the location model itself: 'rotation' "
+    _spec('yaw_search', 'auto', "yaw estimation by the location model itself: 'rotation' "
           '(score the BEV over yaw candidates inside the prior range, coarse to fine; yaw and '
-          "its variance from the score curve; for a poor heading prior: it costs 3-5x the "
-          "inference), 'none' (publish the prior's yaw) or 'model' (the Localizer default's "
-          "setting: rotation for both embedded models; 'none' for a checkpoint). The yaw "
-          'source is in /diagnostics (yaw_source)',
-          choices=('model', 'none', 'rotation'), read_only=True),
+          "its variance from the score curve; it costs 3-5x the inference), 'auto' (the "
+          'rotation search except when the prior comes from the heading_prior topic, an '
+          "INS whose heading the search would only blur; 'none' where the search cannot run: "
+          "the onnxruntime backend or a non-correlation model), 'none' (publish the prior's "
+          "yaw) or 'model' (the Localizer default's setting: rotation for both embedded "
+          "models; 'none' for a checkpoint). The yaw source is in /diagnostics (yaw_source)",
+          choices=('auto', 'model', 'none', 'rotation'), read_only=True),
     _spec('backend', 'torch', "location model runtime: 'torch' (eager) or 'onnxruntime' (its "
           'ONNX export, made once into $GEODISTILL_CACHE_DIR or ~/.cache/geodistill/onnx; '
           'TensorRT/CUDA providers on a CUDA device when installed, else CPU, logged)',

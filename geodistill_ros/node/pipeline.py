@@ -69,6 +69,8 @@ class LocalizationPipeline:
         self._last_stamp_ns: int | None = None
         self._pass_range = accepts_yaw_prior_range(node.localizer)
         self._estimates_yaw = estimates_orientation(node.localizer)
+        self._auto_search = (node.config.yaw_search == 'auto'
+                             and getattr(node.localizer, 'yaw_search', 'none') == 'rotation')
 
     def process(self, frame: Frame) -> None:
         node = self.node
@@ -123,6 +125,8 @@ class LocalizationPipeline:
         lap('crop')
 
         kwargs = {'yaw_prior_range_deg': prior.range_deg} if self._pass_range else {}
+        if self._auto_search and prior.source == 'topic':
+            kwargs['use_yaw_search'] = False  # an INS heading: the search would only blur it
         result = single_result(node.localizer.localize(
             rgb, crop.image, crop.meters_per_px,
             yaw_prior_rad=camera_yaw_prior_in_crop(prior.yaw_rad, cfg.camera_offset, crop),

@@ -155,8 +155,8 @@ def test_rotation_search_yaw_is_published_with_its_own_variance(ros_isolation, t
 
 def test_without_yaw_search_the_prior_is_published_and_reported(ros_isolation, tif,
                                                                 checkpoint):
-    overrides = model_overrides(tif, checkpoint, heading_source='fixed', default_yaw_deg=30.0,
-                                default_yaw_range_deg=8.0)
+    overrides = model_overrides(tif, checkpoint, yaw_search='none', heading_source='fixed',
+                                default_yaw_deg=30.0, default_yaw_range_deg=8.0)
     with NodeHarness(overrides) as h:
         assert h.node.localizer.yaw_search == 'none'
         pose, var_yaw, diag = localize_one_frame(h)
@@ -172,3 +172,31 @@ def test_rotation_search_on_the_onnx_backend_refuses_to_start(ros_isolation, tif
     with pytest.raises(ParameterError, match="yaw_search 'rotation' runs on the torch backend"):
         NodeHarness(model_overrides(tif, checkpoint, yaw_search='rotation',
                                     backend='onnxruntime'))
+
+
+def test_auto_search_runs_without_a_heading_topic_and_keeps_an_ins_heading(ros_isolation, tif,
+                                                                           checkpoint):
+    """yaw_search 'auto' (the default): a fixed/track prior is searched; a heading_prior
+    message (an INS) is published as it is, with the prior's spread."""
+    from test_node_harness import quaternion_stamped
+    with NodeHarness(model_overrides(tif, checkpoint, heading_source='fixed',
+                                     default_yaw_deg=30.0, default_yaw_range_deg=8.0)) as h:
+        assert h.node.config.yaw_search == 'auto' and h.node.localizer.yaw_search == 'rotation'
+        _, _, diag = localize_one_frame(h)
+        assert diag['yaw_source'] == 'rotation_search' and diag['yaw_prior_source'] == 'fixed'
+    with NodeHarness(model_overrides(tif, checkpoint, heading_source='topic',
+                                     yaw_prior_range_deg=8.0)) as h:
+        h.heading_pub.publish(quaternion_stamped(STAMP_NS, np.radians(30.0)))
+        h.spin_until(lambda: h.node.heading is not None, 5.0, 'the heading')
+        pose, var_yaw, diag = localize_one_frame(h)
+        assert diag['yaw_source'] == 'prior' and diag['yaw_prior_source'] == 'topic'
+        assert np.degrees(yaw_of(pose)) == pytest.approx(30.0, abs=1e-3)
+        assert float(diag['yaw_std_deg']) >= 8.0 / np.sqrt(3.0) - 1e-3
+
+
+def test_auto_search_on_the_onnx_backend_publishes_the_prior(ros_isolation, tif, checkpoint,
+                                                             capfd):
+    with NodeHarness(model_overrides(tif, checkpoint, backend='onnxruntime')) as h:
+        assert h.node.localizer.yaw_search == 'none'
+    assert ("yaw_search 'auto': the rotation search needs the torch backend"
+            in capfd.readouterr().err)
