@@ -261,6 +261,7 @@ def bench_device(device: str, tif: Path, checkpoint: str, ns) -> dict:
     from test_node_harness import NodeHarness, base_overrides
     overrides = base_overrides(tif, crop_size_m=50.13, crop_size_px=192, device=device,
                                location_checkpoint=checkpoint, backend=ns.backend,
+                               yaw_search=ns.yaw_search,
                                diagnostics_period_s=1.0,
                                warning_throttle_s=5.0)
     with NodeHarness(overrides) as h:
@@ -333,6 +334,10 @@ def main(args=None) -> Path:
     parser.add_argument('--warmup-frames', type=int, default=3)
     parser.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
                         help='location model runtime (node parameter backend)')
+    parser.add_argument('--yaw-search', default='none', choices=('none', 'auto', 'rotation'),
+                        help="the node's yaw_search; 'none' (default) is what 'auto' does "
+                             "with an INS heading topic; this drive has no heading topic, so "
+                             "'auto' and 'rotation' search every frame")
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     result = run_benchmark(ns)
