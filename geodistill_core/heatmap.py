@@ -221,7 +221,8 @@ def heatmap_to_pose(scores: torch.Tensor, cell_m: float, tau: float = DEFAULT_TA
     """scores (B, H, W) (+ valid mask) -> HeatmapPose; P = softmax(scores / tau).
 
     calibration: an optional filtering.HeatmapCalibration; the probability (and so the
-    covariance and confidence) is then its calibrated mixture, the peak stays the scores'.
+    covariance and confidence) is then its calibrated mixture, the peak stays the scores';
+    the covariance is multiplied by its covariance_scale.
     The peak is not differentiable (argmax); covariance and confidence are. Callers at
     inference wrap this in torch.no_grad().
     """
@@ -232,6 +233,8 @@ def heatmap_to_pose(scores: torch.Tensor, cell_m: float, tau: float = DEFAULT_TA
     rc = peak_px(scores, valid)
     offset = _rc_to_offset_en_m(rc, scores.shape[1:], cell_m)
     cov = heatmap_covariance_en_m2(prob, cell_m, around=offset)
+    if calibration is not None and calibration.covariance_scale != 1.0:
+        cov = cov * calibration.covariance_scale
     conf = heatmap_confidence(prob, valid)
     return HeatmapPose(offset, cov, conf, rc, prob)
 

@@ -3,7 +3,10 @@
 Two ways (``train/calibrate.py`` runs them on a drive or a validation split):
 
 - ``fit_with_truth``: maximise the likelihood of the true camera positions,
-  mean log q(cell of the truth) / cell_m^2 (a truth outside the heatmap gets the floor).
+  mean log q(cell of the truth) / cell_m^2 (a truth outside the heatmap gets the floor);
+  then the covariance scale s that puts 95% of the truths inside the 95% ellipse of s
+  times the calibrated heatmap's covariance (s = the 95th percentile of the frames' NEES /
+  5.99; calibration.py says why; clipped to [COV_SCALE_MIN, COV_SCALE_MAX]).
 - ``fit_from_gnss`` (label-free, for users without ground truth): the single-frame
   estimate p (the heatmap peak) and the GNSS fix z are two independent measurements of the
   camera position, so the innovation nu = p - z has covariance S = P + R (P: the calibrated
@@ -33,6 +36,7 @@ TEMPERATURES = tuple(float(t) for t in np.geomspace(0.02, 100.0, 89))
 OUTLIER_WEIGHTS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
                    0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 CHI2_2DOF_95 = -2.0 * math.log(0.05)
+COV_SCALE_MIN, COV_SCALE_MAX = 0.05, 20.0
 
 
 @dataclass(frozen=True)
@@ -171,14 +175,29 @@ def fit_with_truth(samples: list[CalibrationSample], fitted_on: str = '',
     identity = temps.index(1.0)
     errors = (stack.peaks - truth).numpy()
     cov = (1 - weight) * table['cov'][k] + weight * table['cov_uniform']
+    scale = coverage_scale(errors, cov.numpy())
     stats = {'mean_log_likelihood': ll,
              'identity_mean_log_likelihood': float(at_truth[identity].mean()),
              'truth_inside_heatmap': float(inside.double().mean()),
-             'single_frame': consistency(errors, cov.numpy()),
+             'single_frame': consistency(errors, scale * cov.numpy()),
+             'single_frame_unscaled': consistency(errors, cov.numpy()),
              'single_frame_identity': consistency(errors, table['cov'][identity].numpy()),
              'grid_edge': temperature in (temperatures[0], temperatures[-1])}
     return HeatmapCalibration(temperature, weight, 'truth', fitted_on, len(samples),
-                              _round(stats))
+                              _round(stats), covariance_scale=round(scale, 6))
+
+
+def coverage_scale(errors_en_m: np.ndarray, cov_en_m2: np.ndarray,
+                   coverage: float = 0.95) -> float:
+    """The s for which a fraction `coverage` of the errors (B, 2) lie inside the 95%
+    ellipses of s * cov (B, 2, 2): the `coverage` quantile of the NEES over 5.99, clipped
+    to [COV_SCALE_MIN, COV_SCALE_MAX]."""
+    nees = _nees(torch.as_tensor(errors_en_m, dtype=torch.float64),
+                 torch.as_tensor(cov_en_m2, dtype=torch.float64)).numpy()
+    if nees.size == 0 or not np.isfinite(nees).all():
+        raise ValueError('coverage_scale needs finite errors and covariances')
+    scale = float(np.quantile(nees, coverage)) / CHI2_2DOF_95
+    return min(max(scale, COV_SCALE_MIN), COV_SCALE_MAX)
 
 
 def fit_from_gnss(samples: list[CalibrationSample], fitted_on: str = '',

@@ -11,6 +11,7 @@ from geodistill_core.filtering import HeatmapCalibration, calibration_from_recor
 from geodistill_core.filtering.calibration_fit import (
     CalibrationSample,
     consistency,
+    coverage_scale,
     fit_from_gnss,
     fit_with_truth,
 )
@@ -89,6 +90,9 @@ def test_fit_with_truth_recovers_temperature_and_outlier_weight():
     assert 3.2 < cal.temperature < 5.0
     assert 0.13 < cal.outlier_weight < 0.3
     assert cal.stats['mean_log_likelihood'] > cal.stats['identity_mean_log_likelihood']
+    # the covariance scale puts 95% of these truths inside the 95% ellipse
+    assert cal.stats['single_frame']['inside_95'] == pytest.approx(0.95, abs=0.01)
+    assert cal.covariance_scale != 1.0
 
 
 def test_fit_from_gnss_finds_the_temperature_without_the_truth():
@@ -122,3 +126,32 @@ def test_fits_refuse_what_they_cannot_use():
         fit_from_gnss(no_truth)
     with pytest.raises(ValueError, match='no frames'):
         fit_with_truth([])
+
+
+def test_covariance_scale_multiplies_the_published_covariance_only():
+    scores = torch.zeros(1, 21, 21)
+    scores[0, 12, 8] = 0.3
+    scores[0, 11, 8] = scores[0, 13, 8] = 0.2
+    base = HeatmapCalibration(3.0, 0.1)
+    scaled = HeatmapCalibration(3.0, 0.1, covariance_scale=0.4)
+    a = heatmap_to_pose(scores, 0.5, calibration=base)
+    b = heatmap_to_pose(scores, 0.5, calibration=scaled)
+    torch.testing.assert_close(b.covariance_en_m2, 0.4 * a.covariance_en_m2)
+    torch.testing.assert_close(b.offset_en_m, a.offset_en_m)
+    torch.testing.assert_close(b.prob, a.prob)  # the likelihood the filter fuses is untouched
+    lp = torch.log_softmax(scores.flatten(1) / 0.06, 1).reshape(1, 21, 21)
+    torch.testing.assert_close(scaled.log_prob(lp), base.log_prob(lp))
+    assert HeatmapCalibration.from_dict({'temperature': 2.0}).covariance_scale == 1.0
+    with pytest.raises(ValueError, match='covariance_scale'):
+        HeatmapCalibration(covariance_scale=0.0)
+
+
+def test_coverage_scale_undoes_a_known_overstatement():
+    rng = np.random.default_rng(4)
+    cov = np.array([[4.0, 1.0], [1.0, 2.0]])
+    errors = rng.multivariate_normal([0, 0], cov, 4000)
+    stated = np.repeat(4.0 * cov[None], 4000, 0)  # four times too wide
+    scale = coverage_scale(errors, stated)
+    assert scale == pytest.approx(0.25, rel=0.08)
+    assert consistency(errors, scale * stated)['inside_95'] == pytest.approx(0.95, abs=0.002)
+    assert coverage_scale(np.zeros((3, 2)), np.repeat(np.eye(2)[None], 3, 0)) == 0.05
