@@ -114,11 +114,11 @@ class DftCorrelation(nn.Module):
 
     def forward(self, satellite: torch.Tensor, template: torch.Tensor, valid: torch.Tensor,
                 pair: torch.Tensor, eps: float = DEFAULT_ENERGY_EPS,
-                window_weight: torch.Tensor | None = None) -> torch.Tensor:
+                window_weight: torch.Tensor | None = None,
+                template_energy_floor: float = 1.0) -> torch.Tensor:
         """Cosine scores (B, H, W) in [-1, 1] of template b (B, C, r, c) with valid cells
         (B, r, c) on satellite map pair[b] of satellite (Bs, C, h, w); float32.
-        window_weight: optional (B, r, c) weight of the satellite window (as in
-        masked_cosine_correlation)."""
+        window_weight, template_energy_floor: as in masked_cosine_correlation."""
         if satellite.shape[-2:] != self.map_hw or template.shape[-2:] != self.template_hw:
             raise ValueError(f'built for maps {self.map_hw} and templates {self.template_hw}, '
                              f'got {tuple(satellite.shape)} and {tuple(template.shape)}')
@@ -135,6 +135,13 @@ class DftCorrelation(nn.Module):
             dot = self.correlate(sat, tpl * weight, pair)
             win_energy = self.correlate(sat_energy.double(), (weight * weight).double(),
                                         pair).float()
+        if template_energy_floor < 1.0 and self.positions == 'same':
+            # the template's energy over the cells that land on the map, per position
+            cell_energy = (tpl * tpl).sum(dim=1, keepdim=True).double()  # (B, 1, r, c)
+            on_map = torch.ones_like(sat_energy[:1]).double()  # (1, 1, h, w)
+            inside = self.correlate(on_map, cell_energy, torch.zeros_like(pair)).float()
+            tpl_energy = torch.maximum(inside.clamp_min(0.0),
+                                       template_energy_floor * tpl_energy)
         map_energy = sat_energy.flatten(1).sum(1)[pair]
         empty_below = (EMPTY_WINDOW_REL[torch.float32] * map_energy).clamp_min(eps)
         empty_below = empty_below.view(-1, 1, 1)

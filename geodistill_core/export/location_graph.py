@@ -119,4 +119,6 @@ class ExportableLocationModel(nn.Module):
         window_weight = (template.confidence[:, 0]
                          if estimator.config.confidence_weighting == 'both' else None)
         return self.correlation(satellite, template.weighted(), template.valid, pair,
-                                window_weight=window_weight)
+                                window_weight=window_weight,
+                                template_energy_floor=getattr(
+                                    estimator.config, 'template_energy_floor', 1.0))

@@ -76,3 +76,15 @@ def test_window_weight_equals_the_sliding_correlation(positions, h, w, r, c):
                                           window_weight=weight)
     torch.testing.assert_close(scores, reference, atol=1e-5, rtol=0)
     assert (scores - module(satellite, template, valid, torch.arange(2))).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize('floor', [0.0, 0.5])
+def test_template_energy_floor_equals_the_sliding_correlation(floor):
+    positions, h, w, r, c = 'same', 12, 14, 9, 11  # templates reach far off the map
+    satellite, template, valid = random_case(2, 4, h, w, r, c, seed=5)
+    module = DftCorrelation((h, w), (r, c), positions)
+    scores = module(satellite, template, valid, torch.arange(2), template_energy_floor=floor)
+    reference = masked_cosine_correlation(satellite, template, valid, positions, method='conv',
+                                          template_energy_floor=floor)
+    torch.testing.assert_close(scores, reference, atol=1e-5, rtol=0)
+    assert (scores - module(satellite, template, valid, torch.arange(2))).abs().max() > 1e-2
