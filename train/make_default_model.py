@@ -100,7 +100,7 @@ def main(args=None) -> Path:
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
     parser.add_argument('--out', type=Path, default=Path('outputs/default_model'))
     parser.add_argument('--base-epochs', type=int, default=None,
-                        help="default: the preset's (synthetic_kitti: 12)")
+                        help="default: the preset's (synthetic_kitti: 24)")
     parser.add_argument('--base-steps', type=int, default=None,
                         help="cap on steps per epoch (synthetic_kitti: 200)")
     parser.add_argument('--distill-epochs', type=int, default=None,
