@@ -262,6 +262,9 @@ def bench_device(device: str, tif: Path, checkpoint: str, ns) -> dict:
     overrides = base_overrides(tif, crop_size_m=50.13, crop_size_px=192, device=device,
                                location_checkpoint=checkpoint, backend=ns.backend,
                                yaw_search=ns.yaw_search,
+                               **({} if ns.prior_range_deg is None else {
+                                   'heading_source': 'fixed',
+                                   'default_yaw_range_deg': ns.prior_range_deg}),
                                diagnostics_period_s=1.0,
                                warning_throttle_s=5.0)
     with NodeHarness(overrides) as h:
@@ -337,7 +340,11 @@ def main(args=None) -> Path:
     parser.add_argument('--yaw-search', default='none', choices=('none', 'auto', 'rotation'),
                         help="the node's yaw_search; 'none' (default) is what 'auto' does "
                              "with an INS heading topic; this drive has no heading topic, so "
-                             "'auto' and 'rotation' search every frame")
+                             "'rotation' searches every frame, 'auto' priors within "
+                             "yaw_search_auto_max_range_deg")
+    parser.add_argument('--prior-range-deg', type=float, default=None,
+                        help='a fixed yaw prior of this half-range (default: the node\'s; '
+                             'this drive has no heading topic and no fix track: +-180)')
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     result = run_benchmark(ns)

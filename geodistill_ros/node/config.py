@@ -55,6 +55,7 @@ class NodeConfig:
     yaw_search: str = 'auto'
     heading_source: str = 'auto'
     yaw_prior_range_deg: float = 20.0
+    yaw_search_auto_max_range_deg: float = 45.0
     default_yaw_rad: float = 0.0
     default_yaw_range_deg: float = 180.0
     heading_max_age_s: float = 0.5
@@ -148,6 +149,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         backend=v['backend'], yaw_search=v['yaw_search'],
         precision=v['precision'], heading_source=v['heading_source'],
         yaw_prior_range_deg=v['yaw_prior_range_deg'],
+        yaw_search_auto_max_range_deg=v['yaw_search_auto_max_range_deg'],
         default_yaw_rad=math.radians(v['default_yaw_deg']),
         default_yaw_range_deg=v['default_yaw_range_deg'],
         heading_max_age_s=v['heading_max_age_s'],

@@ -182,6 +182,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'track): the orientation search range of models that take one; when the model '
           'does not estimate yaw, the published yaw std is this / sqrt(3)',
           min_value=0.0, max_value=180.0),
+    _spec('yaw_search_auto_max_range_deg', 45.0, "yaw_search 'auto' searches only priors "
+          'whose half-range is at most this (a fix-track heading: yes; an unknown heading, '
+          'default_yaw_range_deg 180: no, a full-circle search costs seconds per frame)',
+          min_value=0.0, max_value=180.0),
     _spec('default_yaw_deg', 0.0, 'yaw prior of base_frame without a measured heading '
           '(0 = east, CCW, degrees)', min_value=-360.0, max_value=360.0),
     _spec('default_yaw_range_deg', 180.0, 'half-range (deg) around default_yaw_deg, as '

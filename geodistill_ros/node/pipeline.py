@@ -125,8 +125,11 @@ class LocalizationPipeline:
         lap('crop')
 
         kwargs = {'yaw_prior_range_deg': prior.range_deg} if self._pass_range else {}
-        if self._auto_search and prior.source == 'topic':
-            kwargs['use_yaw_search'] = False  # an INS heading: the search would only blur it
+        if self._auto_search and (prior.source == 'topic'
+                                  or prior.range_deg > cfg.yaw_search_auto_max_range_deg):
+            # an INS heading: the search would only blur it; an unknown heading: a search
+            # over the whole circle costs seconds per frame
+            kwargs['use_yaw_search'] = False
         result = single_result(node.localizer.localize(
             rgb, crop.image, crop.meters_per_px,
             yaw_prior_rad=camera_yaw_prior_in_crop(prior.yaw_rad, cfg.camera_offset, crop),

@@ -176,14 +176,19 @@ def test_rotation_search_on_the_onnx_backend_refuses_to_start(ros_isolation, tif
 
 def test_auto_search_runs_without_a_heading_topic_and_keeps_an_ins_heading(ros_isolation, tif,
                                                                            checkpoint):
-    """yaw_search 'auto' (the default): a fixed/track prior is searched; a heading_prior
-    message (an INS) is published as it is, with the prior's spread."""
+    """yaw_search 'auto' (the default): a fixed/track prior within
+    yaw_search_auto_max_range_deg is searched, an unknown heading (+-180) is not; a
+    heading_prior message (an INS) is published as it is, with the prior's spread."""
     from test_node_harness import quaternion_stamped
     with NodeHarness(model_overrides(tif, checkpoint, heading_source='fixed',
                                      default_yaw_deg=30.0, default_yaw_range_deg=8.0)) as h:
         assert h.node.config.yaw_search == 'auto' and h.node.localizer.yaw_search == 'rotation'
         _, _, diag = localize_one_frame(h)
         assert diag['yaw_source'] == 'rotation_search' and diag['yaw_prior_source'] == 'fixed'
+    with NodeHarness(model_overrides(tif, checkpoint, heading_source='fixed',
+                                     default_yaw_deg=30.0, default_yaw_range_deg=180.0)) as h:
+        _, _, diag = localize_one_frame(h)  # an unknown heading: no full-circle search
+        assert diag['yaw_source'] == 'prior' and diag['yaw_prior_source'] == 'fixed'
     with NodeHarness(model_overrides(tif, checkpoint, heading_source='topic',
                                      yaw_prior_range_deg=8.0)) as h:
         h.heading_pub.publish(quaternion_stamped(STAMP_NS, np.radians(30.0)))
