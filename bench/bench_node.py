@@ -128,10 +128,13 @@ class StageRecorder:
         m = self._marks
         orientation = (m['orientation_end'] - m['orientation_start']
                        if 'orientation_end' in m else None)
-        location = m['location_end'] - m['location_start']
+        if 'location_start' not in m:  # the rotation search scores through the model's
+            m = {**m, 'location_start': m['start'], 'location_end': m['end']}  # parts: all
+        location = m['location_end'] - m['location_start']  # of localize is 'location'
         frame = {'decode': stages_s['decode'], 'pairing': stages_s['pairing'],
                  'crop': stages_s['crop'], 'orientation': orientation, 'location': location,
-                 'model_input': m['location_start'] - m['start'] - (orientation or 0.0),
+                 'model_input': max(m['location_start'] - m['start'] - (orientation or 0.0),
+                                    0.0),
                  'heatmap': m['end'] - m['location_end'],
                  'post_processing': stages_s['post'], 'publish': stages_s['publish'],
                  'inference': stages_s['inference'], 'node_total': sum(stages_s.values()),
