@@ -12,8 +12,14 @@ Steps (each skipped when already done, so an interrupted run resumes):
    benchmark's --continued-control run, outputs in <out>/continued),
 3. GeoDistill from that base (FoV-masked student, sharpened CE, EMA teacher; panorama:
    <out>/strong/geodistill),
-4. copy the distilled teacher into geodistill_core/assets/default_<camera>_location, the
-   model `Localizer.default(camera)` and the node load when no checkpoint is given.
+4. with --validation-root (validation drives with ground truth: the synthetic preset
+   `calibration` / `calibration_panorama`, seed 1000, converted to bags; model cards): the
+   template energy floor chosen on them (train/choose_template_floor.py; +-10 deg prior
+   for the pinhole, the true yaw for the panorama) and the heatmap calibration fitted with
+   their truth (train/calibrate.py --method truth) -> <out>/floored, <out>/installed;
+5. copy the result (without --validation-root: the distilled teacher, uncalibrated) into
+   geodistill_core/assets/default_<camera>_location, the model `Localizer.default(camera)`
+   and the node load when no checkpoint is given.
 
 The panorama recipe shares its data, base and continued run with the benchmark
 (bench/bench_geodistill.py --continued-control with the same --out and --device), so after
@@ -48,11 +54,64 @@ def training_data_preset():
                            kitti_train_drives=350, kitti_test1_drives=10, kitti_test2_drives=30)
 
 
+FLOOR_CANDIDATES = (1.0, 0.7, 0.5, 0.3)
+VALIDATION_PRIOR_DEG = {'pinhole': 10.0, 'panorama': 0.0}
+
+
+def finish_on_validation(checkpoint: Path, camera: str, validation_root: Path,
+                         out_dir: Path, device: str = 'cpu') -> Path:
+    """Steps 4: the template floor, then the truth calibration, both on the validation
+    drives under validation_root (make_synthetic output with bags/<date> beside kitti/).
+    Returns <out_dir>/installed."""
+    import json
+
+    from geodistill_core.evaluation.config import EvalConfig
+    from geodistill_core.evaluation.template_floor import (
+        choose_template_floor,
+        write_template_floor,
+    )
+    from geodistill_ros.replay.calibration import calibrate, write_calibration
+
+    kitti = Path(validation_root) / 'kitti'
+    meta_file = kitti / 'synthetic_kitti.json'
+    if not meta_file.is_file():
+        preset_name = 'calibration_panorama' if camera == 'panorama' else 'calibration'
+        raise FileNotFoundError(
+            f'{meta_file} is missing: make the validation drives first (python '
+            f'train/make_synthetic.py --preset {preset_name} --out {validation_root} '
+            '--seed 1000 --layout kitti, then geodistill-kitti2bag each drive into '
+            '<root>/bags/<date> --seed 1000; see the model card)')
+    meta = json.loads(meta_file.read_text())
+    drives = [(Path(validation_root) / 'bags' / d['date'],
+               (kitti / meta['cities'][d['city']]['map']).resolve()) for d in meta['drives']]
+    missing = [str(bag) for bag, _ in drives if not (bag / 'metadata.yaml').is_file()]
+    if missing:
+        raise FileNotFoundError(f'validation bags missing: {missing}; convert the drives with '
+                                'geodistill-kitti2bag (model card)')
+    splits = [name for name in ('test2', 'train')
+              if (kitti / f'{name}_files.txt').is_file()
+              and (kitti / f'{name}_files.txt').read_text().strip()]
+    conf = EvalConfig(dataset='kitti', yaw_noise_deg=VALIDATION_PRIOR_DEG[camera], seed=0,
+                      device=device, num_workers=0, progress=False)
+    report = choose_template_floor(checkpoint, conf, kitti, splits, FLOOR_CANDIDATES)
+    (out_dir / 'template_floor.json').write_text(json.dumps(report, indent=2) + '\n')
+    floored, installed = out_dir / 'floored', out_dir / 'installed'
+    for folder in (floored, installed):
+        if folder.exists():
+            shutil.rmtree(folder)
+    write_template_floor(checkpoint, report['chosen'], floored)
+    logger.info('template_energy_floor %g chosen on %s', report['chosen'], validation_root)
+    calibration = calibrate(str(floored), drives, 'truth', device=device,
+                            samples_file=out_dir / 'calib_samples.npz')
+    write_calibration(floored, calibration, installed)
+    return installed
+
+
 def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                        base_steps: int | None = None, distill_epochs: int | None = None,
                        distill_steps: int | None = None, install: bool = True,
                        camera: str = 'pinhole', device: str = 'auto',
-                       data_jobs: int = 1) -> Path:
+                       data_jobs: int = 1, validation_root: Path | None = None) -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory.
     The epoch and step arguments (None: the preset's) apply to the pinhole recipe; the
     panorama recipe is the synthetic_bench preset as it stands (the benchmark's)."""
@@ -83,6 +142,12 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
         base = distill(continued, RunPaths(out_dir / 'continued', data_root, base))
         distill_dir = 'strong/geodistill'
     teacher = distill(dist_conf, RunPaths(out_dir / distill_dir, data_root, base))
+    if validation_root is not None:
+        teacher = finish_on_validation(teacher, camera, validation_root, out_dir,
+                                       'cpu' if device == 'auto' else device)
+    else:
+        logger.warning('no --validation-root: the model keeps template floor 1 and no '
+                       'heatmap calibration (the installed defaults have both; model card)')
     if not install:
         return teacher
     target = ASSETS_DIR / f'default_{camera}_location'
@@ -109,6 +174,9 @@ def main(args=None) -> Path:
                         help='cap on steps per epoch')
     parser.add_argument('--data-jobs', type=int, default=1,
                         help='processes rendering the training cities (same data)')
+    parser.add_argument('--validation-root', type=Path, default=None,
+                        help='validation drives (make_synthetic calibration preset output '
+                             'with bags/): choose the template floor and calibrate on them')
     parser.add_argument('--install', action=argparse.BooleanOptionalAction, default=True,
                         help='copy the result into the package assets')
     ns = parser.parse_args(args)
@@ -116,7 +184,8 @@ def main(args=None) -> Path:
     return make_default_model(ns.out, base_epochs=ns.base_epochs,
                               base_steps=ns.base_steps, distill_epochs=ns.distill_epochs,
                               distill_steps=ns.distill_steps, install=ns.install,
-                              camera=ns.camera, device=ns.device, data_jobs=ns.data_jobs)
+                              camera=ns.camera, device=ns.device, data_jobs=ns.data_jobs,
+                              validation_root=ns.validation_root)
 
 
 if __name__ == '__main__':
