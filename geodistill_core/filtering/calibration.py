@@ -39,8 +39,9 @@ METHODS = ('none', 'truth', 'gnss')
 class HeatmapCalibration:
     """temperature: multiplies the base tau (> 0). outlier_weight: uniform-floor mixture
     weight in [0, 1). covariance_scale: multiplies the published single-frame covariance
-    (> 0; 1 in every calibration written before it existed). method: 'none' (identity), 'truth' (maximum likelihood of the true
-    positions) or 'gnss' (label-free, from the noisy fixes). fitted_on: what data (free
+    (> 0; 1 in every calibration written before it existed). method: 'none' (identity),
+    'truth' (maximum likelihood of the true positions) or 'gnss' (label-free, from the
+    noisy fixes). fitted_on: what data (free
     text); frames: how many frames the fit saw; stats: fit diagnostics (JSON-ready)."""
 
     temperature: float = 1.0
