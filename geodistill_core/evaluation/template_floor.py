@@ -16,12 +16,12 @@ from dataclasses import replace
 import json
 import logging
 from pathlib import Path
-import shutil
 import tempfile
 from typing import Any
 
 from geodistill_core.evaluation.config import EvalConfig, EvalPaths
 from geodistill_core.evaluation.run import evaluate
+from geodistill_core.models.checkpoint import update_checkpoint_config
 
 logger = logging.getLogger(__name__)
 
@@ -34,23 +34,14 @@ def write_template_floor(checkpoint: str | Path, floor: float,
     or in a copy of the checkpoint at `out` (which must not exist). Returns the folder."""
     if not 0.0 <= floor <= 1.0:
         raise ValueError(f'template_energy_floor must be in [0, 1], got {floor}')
-    target = Path(checkpoint)
-    if out is not None:
-        if Path(out).exists():
-            raise FileExistsError(f'{out} exists; choose a new output folder')
-        shutil.copytree(checkpoint, out)
-        target = Path(out)
-    config_path = target / 'config.json'
-    record = json.loads(config_path.read_text())
-    model = (record.get('hyper_parameters') or {}).get('model')
-    if model is None or model.get('kind', 'correlation') != 'correlation':
-        raise ValueError(f'{checkpoint}: not a correlation location model (the floor only '
-                         'applies to the masked cosine correlation)')
-    model[FLOOR_KEY] = float(floor)
-    tmp = config_path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + '\n')
-    tmp.replace(config_path)
-    return target
+
+    def set_floor(record: dict[str, Any]) -> None:
+        model = (record.get('hyper_parameters') or {}).get('model')
+        if model is None or model.get('kind', 'correlation') != 'correlation':
+            raise ValueError(f'{checkpoint}: not a correlation location model (the floor '
+                             'only applies to the masked cosine correlation)')
+        model[FLOOR_KEY] = float(floor)
+    return update_checkpoint_config(checkpoint, set_floor, out)
 
 
 def choose_template_floor(checkpoint: str | Path, conf: EvalConfig, data_root: str | Path | None,

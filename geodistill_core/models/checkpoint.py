@@ -33,6 +33,7 @@ import importlib
 import json
 import logging
 from pathlib import Path
+import shutil
 import subprocess
 from typing import Any
 
@@ -283,6 +284,29 @@ def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
         raise CorruptCheckpointError(f'{config_file}: "weights" must hold the "sha256" of '
                                      f'{WEIGHTS_FILE}')
     return record
+
+
+def update_checkpoint_config(path: str | Path, update: Callable[[dict[str, Any]], None],
+                             out: str | Path | None = None) -> Path:
+    """Apply ``update(record)`` (which edits the dict in place, or raises) to the config.json
+    of the checkpoint at `path`: in place (out None) or in a copy of the checkpoint at `out`,
+    which must not exist. The update runs before anything is copied, so a refused update
+    leaves no copy; config.json is replaced atomically. Returns the updated folder. The
+    weights are untouched (inference-time settings such as a calibration)."""
+    path = Path(path)
+    record = json.loads((path / CONFIG_FILE).read_text())
+    update(record)
+    target = path
+    if out is not None:
+        target = Path(out)
+        if target.exists():
+            raise FileExistsError(f'{target} exists; choose a new output folder')
+        shutil.copytree(path, target)
+    config_file = target / CONFIG_FILE
+    tmp = config_file.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + '\n')
+    tmp.replace(config_file)
+    return target
 
 
 def _read_tensors(path: Path, record: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -12,11 +12,9 @@ checkpoint's config.json (``--in-place``) or a copy of the checkpoint (``--out``
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
-import shutil
 
 import numpy as np
 
@@ -26,6 +24,7 @@ from geodistill_core.filtering.calibration_fit import (
     fit_from_gnss,
     fit_with_truth,
 )
+from geodistill_core.models.checkpoint import update_checkpoint_config
 from geodistill_ros.bags import player as bp
 from geodistill_ros.replay.evaluate import node_parameters
 from geodistill_ros.replay.offline import run_offline
@@ -144,17 +143,6 @@ def calibrate(checkpoint: str, drives: list[tuple[Path, Path]], method: str, *,
 def write_calibration(checkpoint: Path, calibration: HeatmapCalibration,
                       out: Path | None = None) -> Path:
     """The calibration into checkpoint/config.json (out None) or a copy at out."""
-    checkpoint = Path(checkpoint)
-    target = checkpoint
-    if out is not None:
-        if Path(out).exists():
-            raise FileExistsError(f'{out} exists; choose a new --out folder')
-        shutil.copytree(checkpoint, out)
-        target = Path(out)
-    config_path = target / 'config.json'
-    record = json.loads(config_path.read_text())
-    record[CALIBRATION_KEY] = calibration.to_dict()
-    tmp = config_path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + '\n')
-    tmp.replace(config_path)
-    return target
+    def set_calibration(record: dict) -> None:
+        record[CALIBRATION_KEY] = calibration.to_dict()
+    return update_checkpoint_config(checkpoint, set_calibration, out)

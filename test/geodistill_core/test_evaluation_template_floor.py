@@ -31,6 +31,9 @@ def test_non_correlation_models_are_refused(tmp_path):
     ckpt = save_tiny(tmp_path / 'orientation', 'orientation')
     with pytest.raises(ValueError, match='not a correlation location model'):
         write_template_floor(ckpt, 0.5)
+    with pytest.raises(ValueError, match='not a correlation location model'):
+        write_template_floor(ckpt, 0.5, tmp_path / 'copy')
+    assert not (tmp_path / 'copy').exists()  # a refused update leaves no copy behind
 
 
 def test_choice_is_the_candidate_with_the_lowest_validation_mean(tmp_path):

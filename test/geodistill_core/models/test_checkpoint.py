@@ -27,6 +27,7 @@ from geodistill_core.models.checkpoint import (
     register_architecture,
     registered_architectures,
     save_checkpoint,
+    update_checkpoint_config,
 )
 from geodistill_core.version import __version__
 
@@ -303,3 +304,27 @@ def test_a_fresh_process_loads_a_backbone_checkpoint_from_the_path_alone(tmp_pat
         '    assert torch.equal(model(io["images"])[0], io["expected"])\n')
     subprocess.run([sys.executable, '-c', script, str(path), str(tmp_path / 'io.safetensors')],
                    check=True, timeout=120)
+
+
+def test_config_update_in_place_or_in_a_copy_keeps_the_weights(saved, tmp_path):
+    path, model = saved
+
+    def add_note(record):
+        record['note'] = 'calibrated'
+    copy = update_checkpoint_config(path, add_note, tmp_path / 'copy')
+    assert json.loads((copy / 'config.json').read_text())['note'] == 'calibrated'
+    assert 'note' not in json.loads((path / 'config.json').read_text())
+    assert (copy / 'model.safetensors').read_bytes() == (path / 'model.safetensors').read_bytes()
+    loaded, _ = load_checkpoint(copy)  # the weights hash still binds the two files
+    for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert update_checkpoint_config(path, add_note) == path
+    assert json.loads((path / 'config.json').read_text())['note'] == 'calibrated'
+    with pytest.raises(FileExistsError, match='choose a new output folder'):
+        update_checkpoint_config(path, add_note, copy)
+
+    def refuse(record):
+        raise ValueError('not this one')
+    with pytest.raises(ValueError, match='not this one'):
+        update_checkpoint_config(path, refuse, tmp_path / 'refused')
+    assert not (tmp_path / 'refused').exists()
