@@ -42,45 +42,33 @@ def load_localizer(config: NodeConfig, device: str, log=LOG.warning):
     if device == 'cpu' and precision != 'float32':
         log(f'precision {precision} runs on CUDA only: using float32 on CPU')
         precision = 'float32'
-    if config.yaw_search == 'auto':
-        return _load_auto(config, device, precision, log)
-    search = {} if config.yaw_search == 'model' else {'yaw_search': config.yaw_search}
-    if config.yaw_search == 'rotation' and config.backend != 'torch':
-        raise ParameterError(f"yaw_search 'rotation' runs on the torch backend only (it "
-                             f"projects the ground features at many yaws); backend is "
-                             f"{config.backend!r}: set backend to 'torch' or yaw_search to "
-                             "'none'")
+    auto = config.yaw_search == 'auto'  # rotation where it can run, else none (logged)
+    if config.backend != 'torch' and config.yaw_search in ('auto', 'rotation'):
+        if not auto:
+            raise ParameterError(f"yaw_search 'rotation' runs on the torch backend only (it "
+                                 f"projects the ground features at many yaws); backend is "
+                                 f"{config.backend!r}: set backend to 'torch' or yaw_search "
+                                 "to 'none'")
+        log(f"yaw_search 'auto': the rotation search needs the torch backend (backend is "
+            f"{config.backend!r}): publishing the prior's yaw")
+    if auto:
+        search = {'yaw_search': 'rotation' if config.backend == 'torch' else 'none'}
+    else:
+        search = {} if config.yaw_search == 'model' else {'yaw_search': config.yaw_search}
     try:
         localizer, source = _build(Localizer, config, device, precision, search)
     except ValueError as err:
-        if not search:
-            raise
-        raise ParameterError(f'yaw_search {config.yaw_search!r}: {err}; set yaw_search to '
-                             "'none' or 'model'") from err
-    check_camera_model(localizer, config.camera_model, source)
-    return localizer
-
-
-def _load_auto(config: NodeConfig, device: str, precision: str, log):
-    """yaw_search 'auto': the rotation search where it can run (torch backend, correlation
-    model), else none, said once in the log."""
-    from geodistill_core.localizer import Localizer
-
-    if config.backend != 'torch':
-        log(f"yaw_search 'auto': the rotation search needs the torch backend (backend is "
-            f"{config.backend!r}): publishing the prior's yaw")
-        localizer, source = _build(Localizer, config, device, precision, {'yaw_search': 'none'})
-    else:
-        try:
-            localizer, source = _build(Localizer, config, device, precision,
-                                       {'yaw_search': 'rotation'})
-        except ValueError as err:
-            if isinstance(err, ParameterError):
-                raise
+        if (auto and search['yaw_search'] == 'rotation'
+                and not isinstance(err, ParameterError)):
             log(f"yaw_search 'auto': no rotation search for this model ({err}): publishing "
                 "the prior's yaw")
             localizer, source = _build(Localizer, config, device, precision,
                                        {'yaw_search': 'none'})
+        elif auto or not search:
+            raise
+        else:
+            raise ParameterError(f'yaw_search {config.yaw_search!r}: {err}; set yaw_search '
+                                 "to 'none' or 'model'") from err
     check_camera_model(localizer, config.camera_model, source)
     return localizer
 
