@@ -105,10 +105,23 @@ def _f(value, digits: int = 2, scale: float = 1.0) -> str:
     return 'n/a' if value is None else f'{value * scale:.{digits}f}'
 
 
+def _coverage(block: dict) -> str:
+    """'96% [88-99] (31)': inside the 95% ellipse, the interval a consistent estimator's
+    fraction falls in given the effective number of independent frames, that number."""
+    if block.get('inside_95') is None:
+        return 'n/a'
+    lo, hi = block.get('inside_95_interval') or (None, None)
+    interval = '' if lo is None else f' [{100 * lo:.0f}-{100 * hi:.0f}]'
+    n_eff = block.get('effective_samples')
+    return (f"{100 * block['inside_95']:.0f}%{interval}"
+            + ('' if n_eff is None else f' ({n_eff:.0f})'))
+
+
 def table(rows: list[dict]) -> str:
     lines = ['| camera | drive | GNSS noise | mode | GNSS mean | single mean | fused mean | '
-             'fused median | fused R@1/3/5 m | fused NEES | fused in 95% | single NEES | '
-             'single in 95% | 10-s windows worse than GNSS | filter ms/frame |',
+             'fused median | fused R@1/3/5 m | fused NEES | fused in 95% [interval] (N_eff) | '
+             'single NEES | single in 95% [interval] (N_eff) | 10-s windows worse than GNSS | '
+             'filter ms/frame |',
              '|' + '---|' * 15]
     for r in rows:
         c = r['comparison']
@@ -118,9 +131,8 @@ def table(rows: list[dict]) -> str:
             f"| {r['camera']} | {r['drive']} | {r['noise']} | {r['mode']} | {_f(g['mean'])} | "
             f"{_f(s.get('mean'))} | {_f(p['mean'])} | {_f(p['median'])} | "
             f"{_f(p['recall_1m'], 0, 100)}/{_f(p['recall_3m'], 0, 100)}/"
-            f"{_f(p['recall_5m'], 0, 100)}% | {_f(p['nees_mean'])} | "
-            f"{_f(p['inside_95'], 0, 100)}% | {_f(s.get('nees_mean'))} | "
-            f"{_f(s.get('inside_95'), 0, 100)}% | {c['windows']['worse_than_gnss']}/"
+            f"{_f(p['recall_5m'], 0, 100)}% | {_f(p['nees_mean'])} | {_coverage(p)} | "
+            f"{_f(s.get('nees_mean'))} | {_coverage(s)} | {c['windows']['worse_than_gnss']}/"
             f"{c['windows']['count']} | {_f(cost.get('p50'))} (p95 {_f(cost.get('p95'))}) |")
     return '\n'.join(lines)
 

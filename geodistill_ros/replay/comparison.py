@@ -16,8 +16,10 @@ def side_by_side(fused: dict, single: dict | None, records: list[FrameRecord],
                  window_s: float = 10.0) -> dict:
     """GNSS input, single-frame and published (fused) pose on one table (every frame):
     position (mean, median, R@1/3/5 m), |lateral| and |longitudinal| means, consistency
-    (NEES mean, inside the 1- and 2-sigma ellipses), and the published pose against the
-    GNSS over consecutive windows of window_s seconds (windows where it is worse)."""
+    (NEES mean, inside the 1- and 2-sigma ellipses, the effective number of independent
+    frames and the intervals a consistent estimator would fall in), and the published pose
+    against the GNSS over consecutive windows of window_s seconds (windows where it is
+    worse)."""
     def row(m: dict | None, gnss: bool = False) -> dict | None:
         if m is None:
             return None
@@ -30,7 +32,10 @@ def side_by_side(fused: dict, single: dict | None, records: list[FrameRecord],
         if not gnss:
             c = m['consistency']
             out.update(nees_mean=c.get('nees_mean'), inside_68=c.get('inside_1sigma'),
-                       inside_95=c.get('inside_2sigma'))
+                       inside_95=c.get('inside_2sigma'),
+                       effective_samples=c.get('effective_samples'),
+                       inside_95_interval=c.get('inside_2sigma_interval_95'),
+                       nees_mean_interval=c.get('nees_mean_interval_95'))
         return out
     return {'gnss_input': row(fused, gnss=True), 'single_frame': row(single),
             'published': row(fused), 'windows': windows_against_gnss(records, window_s)}

@@ -133,7 +133,9 @@ def table(report: dict, city: dict, out: Path) -> str:
                                             ('inside 68% ellipse', 'inside_1sigma', 0, 100,
                                              '%'),
                                             ('inside 95% ellipse', 'inside_2sigma', 0, 100,
-                                             '%')):
+                                             '%'),
+                                            ('independent frames (N_eff)',
+                                             'effective_samples', 0, 1, '')):
         lines.append(f'{label:26}{"-":>12}'
                      + cell(single.get('consistency'), key, digits, scale, unit)
                      + cell(est['consistency'], key, digits, scale, unit))

@@ -20,10 +20,16 @@ or nothing (dropped or rejected). ``evaluate_trajectory`` turns them into a
 - consistency of the stated 2x2 covariance: NEES_k = e_k^T S_k^-1 e_k (chi-square, 2 dof,
   mean 2 for a consistent estimator); the fraction inside the regions that hold the
   1-sigma and 2-sigma probabilities of a 1-D Gaussian (68.27 %, 95.45 %), i.e.
-  NEES <= -2 ln(1 - p) = 2.2957 and 6.1801; and an approximate 95 % interval for the mean
-  NEES of a consistent estimator (N * mean ~ chi-square with 2N dof, Wilson-Hilferty), with
-  ``consistent`` = the mean lies inside it. Frames whose covariance is not finite and
-  positive definite are counted in ``invalid_covariance`` and left out.
+  NEES <= -2 ln(1 - p) = 2.2957 and 6.1801; and approximate 95 % intervals for what a
+  consistent estimator would show: the mean NEES (N_eff * mean ~ chi-square with 2 N_eff
+  dof, Wilson-Hilferty) and each fraction inside (Wilson score), with ``consistent`` = the
+  mean lies inside its interval and ``coverage_consistent`` = the 2-sigma mass lies inside
+  the observed fraction's interval. N_eff (``effective_samples``) is the number of
+  independent frames the NEES series is worth: consecutive frames of a filtered track
+  share their error (a slowly varying bias), so 300 frames may carry the evidence of 10,
+  and an interval computed as if every frame were independent would call a consistent
+  filter inconsistent by chance. Frames whose covariance is not finite and positive
+  definite are counted in ``invalid_covariance`` and left out.
 """
 from __future__ import annotations
 
@@ -126,7 +132,7 @@ def position_block(pred_xy_m: np.ndarray, truth_xy_m: np.ndarray, truth_yaw_rad:
             'longitudinal': _signed_summary(lat_lon.longitudinal_m.numpy(), thresholds)}
 
 
-def _wilson_hilferty(dof: int, z: float) -> float:
+def _wilson_hilferty(dof: float, z: float) -> float:
     """Approximate chi-square quantile with ``dof`` degrees of freedom at normal score z."""
     a = 2.0 / (9.0 * dof)
     return dof * (1.0 - a + z * math.sqrt(a)) ** 3
@@ -148,8 +154,48 @@ def nees_2d(error_xy_m: np.ndarray, cov_xy_m2: np.ndarray) -> np.ndarray:
     return out
 
 
+def effective_sample_size(series: np.ndarray) -> float:
+    """Independent samples a time series (N,) is worth: N / (1 + 2 sum_k rho_k).
+
+    rho_k: the sample autocorrelation at lag k (FFT), summed by Geyer's initial positive
+    sequence (pairs rho_2m + rho_2m+1 while positive and non-increasing), which stays
+    stable where the tail of rho is noise. i.i.d. values give about N; an AR(1) series with
+    coefficient phi gives N (1 - phi) / (1 + phi). A constant series (no variance) gives N.
+    Result in [1, N].
+    """
+    x = np.asarray(series, dtype=np.float64)
+    n = x.size
+    if n < 3:
+        return float(n)
+    x = x - x.mean()
+    var = float(x @ x) / n
+    if var <= 0.0:
+        return float(n)
+    size = 1 << (2 * n - 1).bit_length()
+    spec = np.fft.rfft(x, size)
+    rho = np.fft.irfft(spec * np.conj(spec), size)[:n] / (n * var)
+    tau, previous = -1.0, math.inf
+    for m in range((n - 1) // 2):
+        pair = float(rho[2 * m] + rho[2 * m + 1])
+        if pair <= 0.0:
+            break
+        pair = min(pair, previous)
+        tau += 2.0 * pair
+        previous = pair
+    return float(min(n, max(1.0, n / max(tau, 1e-12))))
+
+
+def wilson_interval(fraction: float, n: float, z: float = 1.959964) -> list[float]:
+    """Wilson score interval of a proportion observed over n (possibly effective) trials."""
+    centre = (fraction + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(fraction * (1 - fraction) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    return [0.0 if fraction <= 0.0 else lo, 1.0 if fraction >= 1.0 else hi]   # round-off
+
+
 def consistency_block(error_xy_m: np.ndarray, cov_xy_m2: np.ndarray) -> dict:
-    """Covariance consistency numbers (module doc) of errors (N, 2), covariances (N, 2, 2)."""
+    """Covariance consistency numbers (module doc) of errors (N, 2), covariances (N, 2, 2)
+    of consecutive frames (time order)."""
     nees = nees_2d(error_xy_m, cov_xy_m2)
     valid = nees[np.isfinite(nees)]
     n = int(valid.size)
@@ -161,13 +207,23 @@ def consistency_block(error_xy_m: np.ndarray, cov_xy_m2: np.ndarray) -> dict:
     if n == 0:
         return out | {'inside_1sigma': math.nan, 'inside_2sigma': math.nan,
                       'nees_mean': math.nan, 'nees_median': math.nan,
-                      'nees_mean_interval_95': [math.nan, math.nan], 'consistent': None}
-    lo, hi = (_wilson_hilferty(2 * n, z) / n for z in (-1.959964, 1.959964))
+                      'effective_samples': math.nan,
+                      'nees_mean_interval_95': [math.nan, math.nan],
+                      'inside_1sigma_interval_95': [math.nan, math.nan],
+                      'inside_2sigma_interval_95': [math.nan, math.nan],
+                      'consistent': None, 'coverage_consistent': None}
+    n_eff = effective_sample_size(valid)
+    lo, hi = (_wilson_hilferty(2 * n_eff, z) / n_eff for z in (-1.959964, 1.959964))
     mean = float(valid.mean())
-    return out | {'inside_1sigma': float((valid <= NEES_THRESHOLDS_2DOF[0]).mean()),
-                  'inside_2sigma': float((valid <= NEES_THRESHOLDS_2DOF[1]).mean()),
+    inside = [float((valid <= t).mean()) for t in NEES_THRESHOLDS_2DOF]
+    cover_lo, cover_hi = wilson_interval(inside[1], n_eff)
+    return out | {'inside_1sigma': inside[0], 'inside_2sigma': inside[1],
                   'nees_mean': mean, 'nees_median': float(np.median(valid)),
-                  'nees_mean_interval_95': [lo, hi], 'consistent': bool(lo <= mean <= hi)}
+                  'effective_samples': n_eff, 'nees_mean_interval_95': [lo, hi],
+                  'inside_1sigma_interval_95': wilson_interval(inside[0], n_eff),
+                  'inside_2sigma_interval_95': [cover_lo, cover_hi],
+                  'consistent': bool(lo <= mean <= hi),
+                  'coverage_consistent': bool(cover_lo <= SIGMA_PROBABILITIES[1] <= cover_hi)}
 
 
 def _stats(values: np.ndarray, suffix: str = '') -> dict | None:

@@ -48,7 +48,8 @@ def test_demo_runs_end_to_end_on_a_short_drive(ros_isolation, tmp_path):
     table = proc.stdout
     for row in ('GNSS input', 'single frame', 'fused (pose)', 'mean error', 'median error',
                 'R@1m', 'R@3m', 'R@5m', 'lateral', 'longitudinal', 'NEES mean',
-                'inside 95% ellipse', 'yaw error', 'rate', 'latency', 'report', 'pictures'):
+                'inside 95% ellipse', 'independent frames (N_eff)', 'yaw error', 'rate',
+                'latency', 'report', 'pictures'):
         assert row in table, table
     assert f'frames     {FRAMES} played' in table, table
     report_dir = tmp_path / 'demo' / f'report_{FRAMES}frames'

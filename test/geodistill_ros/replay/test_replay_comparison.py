@@ -30,3 +30,21 @@ def test_no_output_frames_are_skipped_not_counted_as_good():
     result = windows_against_gnss(recs)
     assert result['count'] == 1 and result['worse_than_gnss'] == 0
     assert result['worst_ratio'] == 0.125
+
+
+def test_side_by_side_carries_the_consistency_evidence():
+    """A constant 1 m error with a unit covariance: NEES 1 on every frame. The block says
+    how many independent frames that is worth and what a consistent estimator would show."""
+    from geodistill_ros.replay.comparison import side_by_side
+    from geodistill_ros.replay.trajectory_metrics import evaluate_trajectory
+    rng = np.random.default_rng(0)
+    drift = np.cumsum(rng.normal(0, 0.05, 200))      # a slowly varying error
+    recs = records(list(1.0 + drift), [4.0] * 200)
+    metrics = evaluate_trajectory(recs).to_dict()
+    block = side_by_side(metrics, None, recs)['published']
+    assert block['frames'] == 200 and block['nees_mean'] > 0
+    assert 1 <= block['effective_samples'] < 40
+    lo, hi = block['inside_95_interval']
+    assert 0 <= lo <= block['inside_95'] <= hi <= 1
+    lo, hi = block['nees_mean_interval']
+    assert lo < 2 < hi

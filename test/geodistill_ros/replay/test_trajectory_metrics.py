@@ -12,9 +12,11 @@ from geodistill_ros.replay.trajectory_metrics import (
     SIGMA_PROBABILITIES,
     FrameRecord,
     consistency_block,
+    effective_sample_size,
     evaluate_trajectory,
     nees_2d,
     stack_records,
+    wilson_interval,
 )
 
 NORTH, EAST = math.pi / 2, 0.0
@@ -170,6 +172,61 @@ def test_overconfident_and_underconfident_estimators_fail():
     under = synthetic_run(4.0)
     assert under['nees_mean'] == pytest.approx(0.5, rel=0.08)
     assert under['inside_2sigma'] > 0.99 and under['consistent'] is False
+
+
+def ar1(n, phi, rng, dims=1):
+    """Stationary AR(1) series with unit variance: x_k = phi x_k-1 + sqrt(1 - phi^2) w_k."""
+    x = np.empty((n, dims))
+    x[0] = rng.standard_normal(dims)
+    for k in range(1, n):
+        x[k] = phi * x[k - 1] + math.sqrt(1 - phi * phi) * rng.standard_normal(dims)
+    return x
+
+
+def test_effective_sample_size_of_independent_and_ar1_series():
+    rng = np.random.default_rng(3)
+    assert effective_sample_size(rng.standard_normal(4000)) == pytest.approx(4000, rel=0.15)
+    # AR(1): N (1 - phi) / (1 + phi); phi 0.9 -> N / 19
+    series = ar1(40000, 0.9, rng)[:, 0]
+    assert effective_sample_size(series) == pytest.approx(40000 / 19, rel=0.2)
+    assert effective_sample_size(np.full(50, 3.0)) == 50.0   # no variance: no evidence
+    assert effective_sample_size(np.array([1.0, 2.0])) == 2.0
+    assert effective_sample_size(np.arange(100.0)) < 10     # a trend: nearly one sample
+
+
+def test_wilson_interval_hand_values():
+    lo, hi = wilson_interval(0.5, 100)
+    assert (lo, hi) == (pytest.approx(0.4038, abs=1e-4), pytest.approx(0.5962, abs=1e-4))
+    lo, hi = wilson_interval(1.0, 10)   # all inside, 10 samples: lower bound 0.72
+    assert hi == 1.0 and lo == pytest.approx(10 / (10 + 1.959964 ** 2))
+
+
+def test_correlated_consistent_track_is_judged_on_its_effective_samples():
+    """A filtered track: errors drawn from the stated covariance but slowly varying (AR(1),
+    phi 0.97, 300 frames). Counting every frame as independent rejects this consistent
+    estimator most of the time; the effective-sample intervals reject it about as often as
+    their 5% level says."""
+    flagged_eff = flagged_iid = 0
+    runs = 40
+    for seed in range(runs):
+        rng = np.random.default_rng(seed)
+        err = ar1(300, 0.97, rng, dims=2)
+        block = consistency_block(err, np.tile(np.eye(2), (300, 1, 1)))
+        assert block['effective_samples'] < 60
+        flagged_eff += not block['consistent']
+        n = 300
+        lo, hi = (n * (1 - 1 / (9 * n) + z / (3 * math.sqrt(n))) ** 3 / n
+                  for z in (-1.959964, 1.959964))   # Wilson-Hilferty with 2N dof
+        flagged_iid += not lo <= block['nees_mean'] <= hi
+    assert flagged_iid >= 0.5 * runs
+    assert flagged_eff <= 0.2 * runs
+
+
+def test_coverage_interval_flags_a_clearly_overconfident_track():
+    c = synthetic_run(0.25)
+    lo, hi = c['inside_2sigma_interval_95']
+    assert hi < SIGMA_PROBABILITIES[1] and c['coverage_consistent'] is False
+    assert synthetic_run(1.0)['coverage_consistent'] is True
 
 
 def test_stack_records_fills_missing_with_nan():
