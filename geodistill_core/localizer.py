@@ -80,6 +80,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
+class YawSearchUnsupported(ValueError):
+    """The requested yaw_search cannot run with this model or backend (a ValueError, so
+    callers that catch ValueError still do; the node tells it apart from a bad checkpoint)."""
+
+
 @dataclass(frozen=True)
 class LocalizationResult:
     """Batched result (torch tensors on the CPU, float32).
@@ -213,10 +218,12 @@ class Localizer:
             raise ValueError('the orientation estimator works on panoramas; for pinhole '
                              'cameras give a yaw prior (heading) instead')
         if yaw_search not in YAW_SEARCH_MODES:
-            raise ValueError(f'yaw_search must be one of {YAW_SEARCH_MODES}, got {yaw_search!r}')
+            raise YawSearchUnsupported(f'yaw_search must be one of {YAW_SEARCH_MODES}, got '
+                                       f'{yaw_search!r}')
         if yaw_search == 'rotation' and (kind != 'correlation' or onnx_runner is not None):
-            raise ValueError("yaw_search='rotation' needs a correlation location model on the "
-                             f"torch backend (got kind {kind!r}, backend {self.backend!r})")
+            raise YawSearchUnsupported(
+                "yaw_search='rotation' needs a correlation location model on the torch "
+                f"backend (got kind {kind!r}, backend {self.backend!r})")
         self.yaw_search = yaw_search
         self.yaw_search_config = yaw_search_config or RotationSearchConfig()
 

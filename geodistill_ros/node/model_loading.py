@@ -36,7 +36,7 @@ def resolve_device(requested: str, cuda_available: bool | None = None) -> tuple[
 
 def load_localizer(config: NodeConfig, device: str, log=LOG.warning):
     """The Localizer for ``config`` on ``device`` (already resolved); ``log`` warns."""
-    from geodistill_core.localizer import Localizer
+    from geodistill_core.localizer import Localizer, YawSearchUnsupported
 
     precision = config.precision
     if device == 'cpu' and precision != 'float32':
@@ -57,18 +57,14 @@ def load_localizer(config: NodeConfig, device: str, log=LOG.warning):
         search = {} if config.yaw_search == 'model' else {'yaw_search': config.yaw_search}
     try:
         localizer, source = _build(Localizer, config, device, precision, search)
-    except ValueError as err:
-        if (auto and search['yaw_search'] == 'rotation'
-                and not isinstance(err, ParameterError)):
-            log(f"yaw_search 'auto': no rotation search for this model ({err}): publishing "
-                "the prior's yaw")
-            localizer, source = _build(Localizer, config, device, precision,
-                                       {'yaw_search': 'none'})
-        elif auto or not search:
-            raise
-        else:
+    except YawSearchUnsupported as err:
+        if not auto:
             raise ParameterError(f'yaw_search {config.yaw_search!r}: {err}; set yaw_search '
                                  "to 'none' or 'model'") from err
+        log(f"yaw_search 'auto': no rotation search for this model ({err}): publishing "
+            "the prior's yaw")
+        localizer, source = _build(Localizer, config, device, precision,
+                                   {'yaw_search': 'none'})
     check_camera_model(localizer, config.camera_model, source)
     return localizer
 
