@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 from geodistill_ros.replay.evaluate import ReplayConfig, replay  # noqa: E402
+from geodistill_ros.replay.validation_drives import validation_drives  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'fusion_validation.json'
 
@@ -31,19 +32,17 @@ def main(args=None) -> int:
     p.add_argument('--weights', type=float, nargs='+', default=[1.0, 0.5, 0.25])
     p.add_argument('--heading-noise-deg', type=float, default=3.0)
     ns = p.parse_args(args)
-    meta = json.loads((ns.root / 'kitti' / 'synthetic_kitti.json').read_text())
+    drives = validation_drives(ns.root, ns.camera)
     rows = []
     for weight in ns.weights:
-        for drive in meta['drives']:
-            bag = ns.root / 'bags' / drive['date']
-            map_path = (ns.root / 'kitti' / meta['cities'][drive['city']]['map']).resolve()
+        for drive in drives:
             result = replay(ReplayConfig(
-                bag=bag, map_path=map_path, offline=True, plots=False, seed=1000,
-                out_dir=ns.root / 'validation' / f'w{weight:g}_{drive["date"]}',
+                bag=drive.bag, map_path=drive.map_path, offline=True, plots=False, seed=1000,
+                out_dir=ns.root / 'validation' / f'w{weight:g}_{drive.date}',
                 heading_noise_deg=ns.heading_noise_deg,
                 params={'fusion.camera_weight': weight}))
             c = result.report['comparison']
-            rows.append({'camera': ns.camera, 'camera_weight': weight, 'city': drive['city'],
+            rows.append({'camera': ns.camera, 'camera_weight': weight, 'city': drive.city,
                          'gnss_mean': c['gnss_input']['mean'], **{
                              f'fused_{k}': c['published'][k] for k in (
                                  'mean', 'median', 'nees_mean', 'inside_95')}})

@@ -71,23 +71,10 @@ def finish_on_validation(checkpoint: Path, camera: str, validation_root: Path,
         write_template_floor,
     )
     from geodistill_ros.replay.calibration import calibrate, write_calibration
+    from geodistill_ros.replay.validation_drives import validation_drives
 
     kitti = Path(validation_root) / 'kitti'
-    meta_file = kitti / 'synthetic_kitti.json'
-    if not meta_file.is_file():
-        preset_name = 'calibration_panorama' if camera == 'panorama' else 'calibration'
-        raise FileNotFoundError(
-            f'{meta_file} is missing: make the validation drives first (python '
-            f'train/make_synthetic.py --preset {preset_name} --out {validation_root} '
-            '--seed 1000 --layout kitti, then geodistill-kitti2bag each drive into '
-            '<root>/bags/<date> --seed 1000; see the model card)')
-    meta = json.loads(meta_file.read_text())
-    drives = [(Path(validation_root) / 'bags' / d['date'],
-               (kitti / meta['cities'][d['city']]['map']).resolve()) for d in meta['drives']]
-    missing = [str(bag) for bag, _ in drives if not (bag / 'metadata.yaml').is_file()]
-    if missing:
-        raise FileNotFoundError(f'validation bags missing: {missing}; convert the drives with '
-                                'geodistill-kitti2bag (model card)')
+    drives = [(d.bag, d.map_path) for d in validation_drives(validation_root, camera)]
     splits = [name for name in ('test2', 'train')
               if (kitti / f'{name}_files.txt').is_file()
               and (kitti / f'{name}_files.txt').read_text().strip()]
