@@ -198,6 +198,8 @@ def run(out: Path, device: str = 'auto', base_epochs: int = BASE_EPOCHS,
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + '\n')
     print(markdown_table(results, methods))
+    if results['base_curve']:
+        print('\n' + curve_table(results['base_curve']))
     print(f'\nresults: {results_path}')
     return results
 
@@ -213,6 +215,19 @@ def markdown_table(results: dict, methods=DEFAULT_METHODS) -> str:
                         f"{m['mean']:.2f} | {m['median']:.2f} | {100 * m['recall_1m']:.1f}% | "
                         f"{100 * m['recall_3m']:.1f}% | {100 * m['recall_5m']:.1f}% | "
                         f"{m['count']} |")
+    return '\n'.join(rows)
+
+
+def curve_table(history: list[dict]) -> str:
+    """The base's validation curve: label-free loss (what selects) and, for the report
+    only, the localisation error on the validation split."""
+    rows = ['| epoch | step | train loss | validation loss | validation mean error (m) | '
+            'validation R@1 m |', '|---|---|---|---|---|---|']
+    nan = float('nan')
+    for h in history:
+        rows.append(f"| {h['epoch']} | {h.get('step', '')} | {h.get('train_loss', nan):.4f} | "
+                    f"{h.get('loss', nan):.4f} | {h.get('mean_error_m', nan):.2f} | "
+                    f"{100 * h.get('r1_m', nan):.1f}% |")
     return '\n'.join(rows)
 
 

@@ -88,3 +88,14 @@ def test_unknown_method_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match='unknown methods'):
         bench.run(tmp_path, methods=('base', 'teacher_only'))
     assert not any(tmp_path.iterdir())
+
+
+def test_curve_table_has_one_row_per_epoch_with_its_numbers():
+    text = bench.curve_table([
+        {'epoch': 1, 'step': 119, 'train_loss': 0.5, 'loss': 0.3256, 'mean_error_m': 7.235,
+         'r1_m': 0.5779},
+        {'epoch': 2, 'step': 238, 'train_loss': 0.3, 'loss': 0.2}])
+    lines = text.splitlines()
+    assert len(lines) == 4
+    assert lines[2] == '| 1 | 119 | 0.5000 | 0.3256 | 7.24 | 57.8% |'
+    assert lines[3].startswith('| 2 | 238 | 0.3000 | 0.2000 | nan |')
