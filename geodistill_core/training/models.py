@@ -192,16 +192,22 @@ def build_ccvpe_model(config: ModelConfig) -> LocationModel:
 def build_orientation_model(config: ModelConfig) -> nn.Module:
     """OrientationEstimator from config.estimator (an OrientationEstimatorConfig dict); its
     encoders load their ImageNet weights only when both the estimator config and
-    config.pretrained ask for them (a checkpoint rebuild sets pretrained=False), from the
+    config.pretrained ask for them (a checkpoint rebuild sets pretrained=False; an estimator
+    dict without 'pretrained' follows config.pretrained, so random weights are always
+    asked for: model.pretrained=false or estimator pretrained false), from the
     estimator's `weights` file, or config.ground_weights when given (the same route as the
     location models: --set model.ground_weights=PATH)."""
     from geodistill_core.models.orientation import (
         OrientationEstimatorConfig,
         build_orientation_estimator,
     )
+    from geodistill_core.models.orientation.config import PRETRAINED_BACKBONES
     values = dict(config.estimator or {})
     if config.ground_weights is not None:
         values['weights'] = config.ground_weights
+    if 'pretrained' not in values:  # unsaid: the model's flag decides (random only if asked)
+        backbone = values.get('backbone', OrientationEstimatorConfig.backbone)
+        values['pretrained'] = config.pretrained and backbone in PRETRAINED_BACKBONES
     return build_orientation_estimator(OrientationEstimatorConfig.from_dict(values),
                                        load_pretrained=config.pretrained)
 

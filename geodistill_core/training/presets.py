@@ -155,8 +155,9 @@ def preset(name: str, task: str = 'location') -> TrainConfig:
         elif name in ('vigor_cross', 'vigor_same', 'kitti'):  # the paper's estimator
             model = _orientation_model(data.sat_size, orientation.prior_range_deg,
                                        **B0_BLOCK14_FLATTEN)
-        else:
-            model = _orientation_model(data.sat_size, orientation.prior_range_deg)
+        else:  # B0 features without a weights file here: random weights, said explicitly
+            model = _orientation_model(data.sat_size, orientation.prior_range_deg,
+                                       pretrained=False)
     distill = DistillConfig(**_DISTILL_OVERRIDES.get(name, {}))
     if task == 'distill':  # a fixed schedule: see LoopConfig.select_metric
         loop_overrides = {**loop_overrides, 'select_metric': 'last'}

@@ -67,3 +67,22 @@ def test_synthetic_bench_orientation_preset_is_the_pretrained_lite0_cut_at_strid
             5, 192, 192)
     other = OrientationEstimatorConfig.from_dict(preset('tiny', 'orientation').model.estimator)
     assert (other.backbone, other.pretrained, other.head) == ('tiny', False, 'pool')
+
+
+def test_an_orientation_estimator_is_random_only_when_asked_for():
+    """An estimator dict that does not say 'pretrained' follows model.pretrained: a B0
+    estimator without a weights file is then an error naming how to get one, never a
+    silent random initialisation (README: random only with model.pretrained=false)."""
+    from geodistill_core.training.config import ModelConfig
+    from geodistill_core.training.models import build_model
+    estimator = {'backbone': 'efficientnet_b0', 'bev_size_px': 128, 'prior_range_deg': 10.0}
+    with pytest.raises(FileNotFoundError, match='needs the local weights file'):
+        build_model(ModelConfig(kind='orientation', ground_backbone='efficientnet_b0',
+                                satellite_backbone='efficientnet_b0', estimator=estimator))
+    model = build_model(ModelConfig(kind='orientation', ground_backbone='efficientnet_b0',
+                                    satellite_backbone='efficientnet_b0', pretrained=False,
+                                    estimator=estimator))
+    assert model.config.pretrained is False
+    # the synthetic_kitti preset asks for its random B0 explicitly
+    conf = preset('synthetic_kitti', 'orientation')
+    assert conf.model.estimator['pretrained'] is False

@@ -103,6 +103,26 @@ def test_help_and_print_config(capsys):
     assert '"area": "cross"' in capsys.readouterr().out
 
 
+def test_augment_from_scratch_takes_the_base_schedule_unless_a_flag_says_otherwise():
+    from geodistill_core.training.cli import build_parser, config_from_args
+    from geodistill_core.training.presets import preset
+
+    def conf(*flags):
+        args = build_parser('distill').parse_args(['--preset', 'synthetic_bench', '--output',
+                                                   'x', *flags])
+        return config_from_args(args, 'distill')
+    base, dist = preset('synthetic_bench', 'location'), preset('synthetic_bench', 'distill')
+    scratch = conf('--mode', 'augment', '--augment-start', 'scratch')
+    assert scratch.loop == base.loop and scratch.optim == base.optim
+    assert scratch.loop.select_metric == 'loss' != dist.loop.select_metric
+    flagged = conf('--mode', 'augment', '--augment-start', 'scratch', '--epochs', '7',
+                   '--lr', '3e-4')
+    assert flagged.loop.epochs == 7 and flagged.optim.lr == 3e-4
+    # continuing the trained base, or distilling, keeps the distillation schedule
+    assert conf('--mode', 'augment').loop == dist.loop
+    assert conf().loop == dist.loop
+
+
 def test_augment_from_scratch_trains_a_new_base_without_a_checkpoint(tmp_path):
     """The paper's Table 4 control: a base trained from the initial weights with the FoV
     augmentation (weak loss on masked images), not a continuation of the trained base."""
