@@ -45,6 +45,7 @@ import platform
 import sys
 import time
 
+import numpy as np
 import torch
 
 from geodistill_core.data.synthetic.presets import make_synthetic
@@ -190,6 +191,12 @@ def run(out: Path, device: str = 'auto', base_epochs: int = BASE_EPOCHS,
     progress = {name: _progress(out / name) for name in methods}
     results['base_curve'] = (progress.get('base') or {}).get('history', [])
     results['steps'] = {name: p and p['step'] for name, p in progress.items()}
+    if 'geodistill' in methods:
+        for name in methods:
+            for area in AREAS:
+                results['table'][f'{name}/{area}']['vs_geodistill'] = paired_difference(
+                    results['table'][f'{name}/{area}']['results'],
+                    results['table'][f'geodistill/{area}']['results'])
     if {'base', 'geodistill'} <= set(methods):
         base_cross = results['table']['base/cross_area']
         dist_cross = results['table']['geodistill/cross_area']
@@ -204,17 +211,47 @@ def run(out: Path, device: str = 'auto', base_epochs: int = BASE_EPOCHS,
     return results
 
 
+def paired_difference(results_json: str | Path, reference_json: str | Path,
+                      resamples: int = 4000, seed: int = 0) -> dict | None:
+    """Mean of (error - reference error) over the items both evaluations share, with a
+    95% paired-bootstrap interval (the same test items, so item difficulty cancels)."""
+    import csv
+
+    def errors(path):
+        per_item = Path(path).parent / 'per_item.csv'
+        if not per_item.is_file():
+            return None
+        with per_item.open() as f:
+            return {row['item_id']: float(row['error_m']) for row in csv.DictReader(f)}
+    a, b = errors(results_json), errors(reference_json)
+    if a is None or b is None:
+        return None
+    keys = sorted(a.keys() & b.keys())
+    if not keys:
+        return None
+    d = np.array([a[k] - b[k] for k in keys])
+    idx = np.random.default_rng(seed).integers(0, d.size, (resamples, d.size))
+    lo, hi = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+    return {'mean_m': float(d.mean()), 'interval_95_m': [float(lo), float(hi)],
+            'items': len(keys)}
+
+
 def markdown_table(results: dict, methods=DEFAULT_METHODS) -> str:
-    """The README table: one row per (method, area)."""
-    rows = ['| model | test | mean (m) | median (m) | R@1 m | R@3 m | R@5 m | items |',
-            '|---|---|---|---|---|---|---|---|']
+    """The README table: one row per (method, area); the last column is the paired mean
+    difference to GeoDistill on the same items with its 95% bootstrap interval."""
+    rows = ['| model | test | mean (m) | median (m) | R@1 m | R@3 m | R@5 m | items | '
+            'mean - GeoDistill [95%] (m) |', '|---|---|---|---|---|---|---|---|---|']
     for area in AREAS:
         for name in methods:
             m = results['table'][f'{name}/{area}']
+            vs = m.get('vs_geodistill')
+            diff = ('-' if vs is None or name == 'geodistill' else
+                    f"{vs['mean_m']:+.2f} [{vs['interval_95_m'][0]:+.2f}, "
+                    f"{vs['interval_95_m'][1]:+.2f}]")
             rows.append(f"| {METHODS[name].label} | {area.replace('_', '-')} | "
                         f"{m['mean']:.2f} | {m['median']:.2f} | {100 * m['recall_1m']:.1f}% | "
                         f"{100 * m['recall_3m']:.1f}% | {100 * m['recall_5m']:.1f}% | "
-                        f"{m['count']} |")
+                        f"{m['count']} | {diff} |")
     return '\n'.join(rows)
 
 

@@ -99,3 +99,21 @@ def test_curve_table_has_one_row_per_epoch_with_its_numbers():
     assert len(lines) == 4
     assert lines[2] == '| 1 | 119 | 0.5000 | 0.3256 | 7.24 | 57.8% |'
     assert lines[3].startswith('| 2 | 238 | 0.3000 | 0.2000 | nan |')
+
+
+def _per_item(folder, errors):
+    folder.mkdir(parents=True)
+    lines = ['index,item_id,error_m'] + [f'{i},"item {k}",{e}' for i, (k, e) in
+                                          enumerate(errors.items())]
+    (folder / 'per_item.csv').write_text('\n'.join(lines) + '\n')
+    (folder / 'results.json').write_text('{}')
+    return folder / 'results.json'
+
+
+def test_paired_difference_is_over_shared_items_with_a_bootstrap_interval(tmp_path):
+    ref = _per_item(tmp_path / 'ref', {1: 1.0, 2: 2.0, 3: 3.0, 4: 10.0})
+    other = _per_item(tmp_path / 'other', {1: 2.0, 2: 3.0, 3: 4.0, 5: 0.0})
+    out = bench.paired_difference(other, ref)
+    assert out['items'] == 3 and out['mean_m'] == pytest.approx(1.0)
+    assert out['interval_95_m'] == [pytest.approx(1.0), pytest.approx(1.0)]  # constant diff
+    assert bench.paired_difference(tmp_path / 'missing' / 'results.json', ref) is None
