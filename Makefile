@@ -37,8 +37,9 @@ bench: setup
 		echo "== $$script"; $(PY) $$script || exit 1; \
 	done
 
-# Base vs GeoDistill vs FoV-as-augmentation on the synthetic cross-area split
-# (bench/results/geodistill.json; resumable: rerun to continue an interrupted run).
+# The paper's GeoDistill experiments on the synthetic VIGOR-layout split: base, GeoDistill,
+# Table 3 ablations, Table 4 scratch control, continued-training control; same and cross
+# area (bench/results/geodistill.json; about 3-4 h on a 2-core CPU; resumable).
 bench-geodistill: setup
 	@mkdir -p bench/results
 	$(PY) bench/bench_geodistill.py --out outputs/bench

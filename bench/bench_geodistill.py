@@ -16,10 +16,11 @@ Steps (each resumes or is skipped when already done, so an interrupted run goes 
    single-mode targets (the teacher's arg-max cell as a one-hot target), and on request
    max-activation masks;
 4. the paper's Table 4 control: a base trained *from scratch* with the FoV masks as
-   augmentation of the weak objective, same epochs and schedule as the base (`--methods
-   augment_scratch`); on request the older controls (`augment_base`: the masks as
-   augmentation continued from the base; `continued`: the weak objective continued
-   without masks, which separates "more training" from "masking");
+   augmentation of the weak objective, same epochs and schedule as the base
+   (`augment_scratch`), and the weak objective continued from the base for the
+   distillation's steps without masks (`continued`: separates "more training" from
+   distillation); on request the older control `augment_base` (the masks as augmentation
+   continued from the base);
 5. evaluation of each on the same-area test half of the training cities and on the
    cross-area city (known orientation, the VIGOR protocol).
 
@@ -93,7 +94,7 @@ METHODS = {
                         {'mode': 'augment', 'mask': 'none'}),
 }
 DEFAULT_METHODS = ('base', 'geodistill', 'augment_scratch', 'no_sharpening', 'random_patch',
-                   'single_mode')
+                   'single_mode', 'continued')
 
 
 def base_config(device: str = 'auto', epochs: int = BASE_EPOCHS,
@@ -284,7 +285,7 @@ def main(argv=None) -> dict:
     parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
                         choices=sorted(METHODS), metavar='METHOD',
                         help=f'rows (default: {" ".join(DEFAULT_METHODS)}); more: '
-                             'max_activation augment_base continued')
+                             'max_activation augment_base')
     parser.add_argument('--stage', default='all', choices=('all', 'train', 'eval'),
                         help="'train' / 'eval': that stage only (to share the work between "
                              'processes); all: train, evaluate, write the results')
