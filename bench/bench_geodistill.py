@@ -133,16 +133,24 @@ def _timed(results: dict, key: str, work: Callable):
     return out
 
 
-def _train(name: str, out: Path, data_root: Path, base_conf: TrainConfig,
-           device: str, distill_epochs, steps_per_epoch, results: dict) -> Path:
-    if name == 'base':
-        return _timed(results, 'train_base', lambda: train_location(
+def _train(methods, out: Path, data_root: Path, base_conf: TrainConfig, device: str,
+           distill_epochs, steps_per_epoch, results: dict) -> dict[str, Path]:
+    """Train (or find finished) each row of `methods`; the base once, first, when a row
+    needs it. Returns name -> checkpoint."""
+    base = None
+    if any(METHODS[name].from_base for name in methods):
+        base = _timed(results, 'train_base', lambda: train_location(
             base_conf, RunPaths(out / 'base', data_root)))
-    base = _train('base', out, data_root, base_conf, device, distill_epochs,
-                  steps_per_epoch, results) if METHODS[name].from_base else None
-    conf = method_config(name, base_conf, device, distill_epochs, steps_per_epoch)
-    return _timed(results, f'train_{name}', lambda: distill(
-        conf, RunPaths(out / name, data_root, base)))
+    checkpoints = {'base': base} if 'base' in methods else {}
+    for name in methods:
+        if name == 'base':
+            continue
+        conf = method_config(name, base_conf, device, distill_epochs, steps_per_epoch)
+        start = base if METHODS[name].from_base else None
+        checkpoints[name] = _timed(results, f'train_{name}', lambda conf=conf, name=name,
+                                   start=start: distill(conf, RunPaths(out / name, data_root,
+                                                                       start)))
+    return checkpoints
 
 
 def _progress(run_dir: Path) -> dict | None:
@@ -168,8 +176,8 @@ def run(out: Path, device: str = 'auto', base_epochs: int = BASE_EPOCHS,
     data_root = _timed(results, 'data', lambda: make_synthetic(
         DATA_PRESET, out / 'data', seed=0, layout='vigor', progress=False)) / 'vigor'
     base_conf = base_config(device, base_epochs, steps_per_epoch)
-    checkpoints = {name: _train(name, out, data_root, base_conf, device, distill_epochs,
-                                steps_per_epoch, results) for name in methods}
+    checkpoints = _train(methods, out, data_root, base_conf, device, distill_epochs,
+                         steps_per_epoch, results)
     if stage == 'train':
         return results
     results['table'] = {}

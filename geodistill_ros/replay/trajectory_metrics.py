@@ -54,6 +54,8 @@ SIGMA_PROBABILITIES = (math.erf(1.0 / math.sqrt(2.0)), math.erf(2.0 / math.sqrt(
 """Mass of a 1-D Gaussian within 1 and 2 sigma: 0.682689..., 0.954499..."""
 NEES_THRESHOLDS_2DOF = tuple(-2.0 * math.log(1.0 - p) for p in SIGMA_PROBABILITIES)
 """Chi-square (2 dof) quantiles of those masses: 2.29575..., 6.18007..."""
+Z_95 = 1.959964
+"""Normal score of a two-sided 95% interval."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ def effective_sample_size(series: np.ndarray) -> float:
     return float(min(n, max(1.0, n / max(tau, 1e-12))))
 
 
-def wilson_interval(fraction: float, n: float, z: float = 1.959964) -> list[float]:
+def wilson_interval(fraction: float, n: float, z: float = Z_95) -> list[float]:
     """Wilson score interval of a proportion observed over n (possibly effective) trials."""
     centre = (fraction + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(fraction * (1 - fraction) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -213,7 +215,7 @@ def consistency_block(error_xy_m: np.ndarray, cov_xy_m2: np.ndarray) -> dict:
                       'inside_2sigma_interval_95': [math.nan, math.nan],
                       'consistent': None, 'coverage_consistent': None}
     n_eff = effective_sample_size(valid)
-    lo, hi = (_wilson_hilferty(2 * n_eff, z) / n_eff for z in (-1.959964, 1.959964))
+    lo, hi = (_wilson_hilferty(2 * n_eff, z) / n_eff for z in (-Z_95, Z_95))
     mean = float(valid.mean())
     inside = [float((valid <= t).mean()) for t in NEES_THRESHOLDS_2DOF]
     cover_lo, cover_hi = wilson_interval(inside[1], n_eff)
