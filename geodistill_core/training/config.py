@@ -12,6 +12,7 @@ JSON, diffs and command-line overrides of these dataclasses: config_json.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from typing import Any
 
 from geodistill_core.losses import DistillationLossConfig
@@ -208,12 +209,29 @@ class WeakConfig:
     alpha: soft-margin scale of the in-batch triplet; symmetric: add the ground-anchored
     term. gnss_window_m: half-side (metres) of the window around the noisy position (the
     crop centre) whose best match should equal the global best (None = term off).
+    rotated_negatives_deg: yaw offsets (degrees, non-zero) at which each matching pair is
+    scored again as a negative: its best-match distance at the known yaw should be below
+    the one at yaw + offset (soft margin, alpha; correlation estimators only; () = off).
+    Trains the yaw sensitivity the rotation search relies on, from the orientation the
+    training frames already have (KITTI: OXTS; VIGOR: north-aligned), no position label.
+    rotation_weight: its weight in the loss.
     """
 
     alpha: float = 10.0
     symmetric: bool = False
     gnss_window_m: float | None = None
     gnss_weight: float = 1.0
+    rotated_negatives_deg: tuple[float, ...] = ()
+    rotation_weight: float = 1.0
+
+    def __post_init__(self):
+        offsets = self.rotated_negatives_deg
+        _check(all(isinstance(v, (int, float)) and math.isfinite(v) and 0 < abs(v) <= 180
+                   for v in offsets),
+               f'weak.rotated_negatives_deg must be non-zero yaw offsets within +-180 deg, '
+               f'got {offsets}')
+        _check(math.isfinite(self.rotation_weight) and self.rotation_weight >= 0,
+               f'weak.rotation_weight must be >= 0, got {self.rotation_weight}')
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,25 @@ best-match distance d_mn = min over positions (2 - 2 cos); the loss is the in-ba
 soft-margin triplet mean softplus(alpha (d_mm - d_mn)) over m != n, averaged over levels.
 Optional GNSS term: for each matching pair, the best match inside a window of
 +-gnss_window_m around the noisy position (the satellite crop centre) should equal the
-global best: mean |d_window - d_mm|. No position label is used.
+global best: mean |d_window - d_mm|. Optional rotated negatives: each matching pair scored
+again with its BEV template turned by a few degrees (the features extracted once) is a
+negative of the pair at its known yaw: mean softplus(alpha (d_mm(yaw) - d_mm(yaw + delta))).
+No position label is used.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from geodistill_core.losses import best_match_distance, weak_triplet_loss
-from geodistill_core.training.adapter import BatchScores, batch_to_location_inputs, location_scores
+from geodistill_core.models.correlation.yaw_scorer import CorrelationYawScorer
+from geodistill_core.training.adapter import (
+    BatchScores,
+    batch_to_location_inputs,
+    location_scores,
+    mpp_groups,
+)
 from geodistill_core.training.config import DistillConfig, WeakConfig
 from geodistill_core.training.ground_masks import draw_ground_mask
 
@@ -60,6 +70,42 @@ def weak_location_loss(batch_scores: BatchScores, config: WeakConfig) -> dict[st
             'gnss': gnss_term}
 
 
+def rotated_negative_loss(model: nn.Module, inputs: dict, offsets_deg: tuple[float, ...],
+                          alpha: float, ground_visible_cols: torch.Tensor | None = None
+                          ) -> torch.Tensor:
+    """Yaw discrimination from the known training yaw, no position label (scalar).
+
+    model: a correlation location model (LocationModel or CorrelationLocationEstimator).
+    inputs: from batch_to_location_inputs; its ground_yaw_rad is the known yaw.
+    For every item and level the best-match distance of the matching pair at its yaw, d0,
+    and at yaw + delta for each offset, d_delta: mean of softplus(alpha (d0 - d_delta)) over
+    items and offsets, then over levels. Items of each satellite resolution are scored
+    together (features extracted once per group, templates projected per yaw).
+    """
+    offsets = torch.tensor((0.0, *offsets_deg), dtype=torch.float64).deg2rad()
+    ground, satellite = inputs['ground_images'], inputs['satellite_images']
+    K = inputs.get('ground_K')
+    per_level: list[list[torch.Tensor]] = []
+    for index in mpp_groups(inputs['sat_meters_per_px']):
+        pick = index.to(ground.device)
+        scorer = CorrelationYawScorer(
+            model, ground[pick], satellite[pick],
+            sat_meters_per_px=float(inputs['sat_meters_per_px'][index[0]]),
+            camera_height_m=inputs['camera_height_m'][pick],
+            ground_K=None if K is None else K[pick],
+            ground_visible_cols=(None if ground_visible_cols is None
+                                 else ground_visible_cols[pick]))
+        yaw = inputs['ground_yaw_rad'][pick].double()
+        candidates = yaw[:, None] + offsets.to(yaw.device)[None, :]
+        for level, maps in enumerate(scorer.heatmaps(candidates.float())):
+            distance = best_match_distance(maps)  # (b, 1 + N)
+            terms = F.softplus(alpha * (distance[:, :1] - distance[:, 1:])).flatten()
+            if level == len(per_level):
+                per_level.append([])
+            per_level[level].append(terms)
+    return torch.stack([torch.cat(terms).mean() for terms in per_level]).mean()
+
+
 class WeakLossModule(nn.Module):
     """forward(batch, step_seed) -> loss terms of the weak objective for `model`.
 
@@ -87,4 +133,11 @@ class WeakLossModule(nn.Module):
             inputs = {**inputs, 'ground_images': ground_mask.model_input(inputs['ground_images'])}
             visible_cols = ground_mask.visible_cols
         scores = location_scores(self.model, inputs, visible_cols, all_pairs=True)
-        return weak_location_loss(scores, self.config)
+        out = weak_location_loss(scores, self.config)
+        if self.config.rotated_negatives_deg:
+            rotation = rotated_negative_loss(self.model, inputs,
+                                             self.config.rotated_negatives_deg,
+                                             self.config.alpha, visible_cols)
+            out = {**out, 'loss': out['loss'] + self.config.rotation_weight * rotation,
+                   'rotation': rotation}
+        return out

@@ -50,12 +50,17 @@ class CorrelationYawScorer:
     camera_height_m: float or (B,). ground_K: (B, 3, 3) or (3, 3) (pinhole only).
     reduce: 'max' | 'logsumexp'; levels: 'finest' | 'mean'; tau: the heatmap temperature
         of 'logsumexp' (ignored by 'max'). chunk: most candidates projected at once per frame.
+    ground_visible_cols: optional (B, Wg) bool, True = visible column (a training mask): the
+        hidden columns are blanked and their BEV cells left out, as in the estimator.
+    The features keep their autograd graph when built with gradients enabled (the rotated
+    negatives of the weak objective train through heatmaps()).
     """
 
     def __init__(self, model: torch.nn.Module, ground_rgb: torch.Tensor,
                  satellite_rgb: torch.Tensor, *, sat_meters_per_px: float, camera_height_m,
                  ground_K: torch.Tensor | None = None, reduce: str = 'max',
-                 levels: str = 'finest', tau: float = 0.06, chunk: int = 32) -> None:
+                 levels: str = 'finest', tau: float = 0.06, chunk: int = 32,
+                 ground_visible_cols: torch.Tensor | None = None) -> None:
         estimator = correlation_estimator_of(model)
         if estimator is None:
             raise TypeError(f'rotation search needs a correlation location model, got '
@@ -83,10 +88,11 @@ class CorrelationYawScorer:
         self.ground_hw = tuple(ground_rgb.shape[-2:])
         self.camera_height_m = camera_height_m
         self.ground_K = ground_K
+        self.ground_visible_cols = ground_visible_cols
         self.sat_features = estimator.satellite_levels(satellite_rgb)
         self.geometry = estimator.level_geometry(tuple(satellite_rgb.shape[-2:]),
                                                  self.sat_features, sat_meters_per_px)
-        self.ground_levels = estimator.ground_levels(ground_rgb)
+        self.ground_levels = estimator.ground_levels(ground_rgb, ground_visible_cols)
 
     @property
     def cell_m(self) -> list[float]:
@@ -111,7 +117,7 @@ class CorrelationYawScorer:
             K = K.repeat_interleave(n, 0)
         templates = self.estimator.project_ground_levels(
             levels, self.ground_hw, self.geometry, self._repeat(self.camera_height_m, n),
-            yaw_rad.reshape(-1), K)
+            yaw_rad.reshape(-1), K, self._repeat(self.ground_visible_cols, n))
         config = self.estimator.config
         both = getattr(config, 'confidence_weighting', 'ground') == 'both'
         out = []
