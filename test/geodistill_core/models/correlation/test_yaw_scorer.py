@@ -63,6 +63,34 @@ def test_batched_candidates_equal_one_forward_per_yaw(tiny_conv_extractor, camer
         assert at_yaw.cell_m == out.cell_m
 
 
+@pytest.mark.parametrize('camera_model', ['panorama', 'pinhole'])
+def test_a_column_mask_scores_as_the_estimators_masked_forward(tiny_conv_extractor,
+                                                               camera_model):
+    """A training mask (hidden columns) given to the scorer blanks the same image part and
+    drops the same BEV cells as the estimator's own masked forward, at every yaw."""
+    torch.manual_seed(0)
+    config = CorrelationEstimatorConfig(
+        levels=(CorrelationLevel('coarse', 6), CorrelationLevel('fine', 4)),
+        camera_model=camera_model)
+    est = CorrelationLocationEstimator(config, tiny_conv_extractor(), tiny_conv_extractor())
+    ground, sat = torch.rand(2, 3, 64, 128), torch.rand(2, 3, 64, 64)
+    visible = torch.ones(2, 128, dtype=torch.bool)
+    visible[0, 20:70], visible[1, 90:] = False, False
+    yaws = torch.tensor([[0.1, 0.6], [2.0, -1.0]])
+    kwargs = camera_kwargs(camera_model)
+    scorer = CorrelationYawScorer(est, ground, sat, sat_meters_per_px=0.5,
+                                  ground_visible_cols=visible, **kwargs)
+    unmasked = CorrelationYawScorer(est, ground, sat, sat_meters_per_px=0.5, **kwargs)
+    for k in range(yaws.shape[1]):
+        out = est(ground, sat, sat_meters_per_px=0.5, ground_yaw_rad=yaws[:, k],
+                  ground_visible_cols=visible, **kwargs)
+        got = scorer.location_scores(yaws[:, k])
+        for g, want in zip(got.scores, out.scores, strict=True):
+            assert torch.allclose(g, want, atol=1e-5)
+        assert not torch.allclose(unmasked.location_scores(yaws[:, k]).scores[-1],
+                                  out.scores[-1], atol=1e-3)
+
+
 def rendered_pair(camera_model, texture):
     """A ground image of a flat textured world at a known position and yaw 1.1 rad."""
     crop = NorthUpCrop(96, 96, 0.25)
