@@ -11,7 +11,10 @@ Steps (each skipped when already done, so an interrupted run resumes):
    triplet, no positions); panorama: then 4 more epochs of the weak objective (the
    benchmark's --continued-control run, outputs in <out>/continued),
 3. GeoDistill from that base (FoV-masked student, sharpened CE, EMA teacher; panorama:
-   <out>/strong/geodistill),
+   <out>/strong/geodistill); pinhole: then `--rotation-epochs` epochs of the weak
+   objective with rotated negatives (the matching pair at its known OXTS yaw against its
+   BEV turned by +-1..8 deg: the yaw sensitivity the rotation search relies on; no mask,
+   no position label) -> <out>/rotation,
 4. with --validation-root (validation drives with ground truth: the synthetic preset
    `calibration` / `calibration_panorama`, seed 1000, converted to bags; model cards): the
    template energy floor chosen on them (train/choose_template_floor.py; +-10 deg prior
@@ -55,6 +58,8 @@ def training_data_preset():
 
 
 FLOOR_CANDIDATES = (1.0, 0.7, 0.5, 0.3)
+ROTATED_NEGATIVES_DEG = (-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0)
+ROTATION_EPOCHS = 4
 VALIDATION_PRIOR_DEG = {'pinhole': 10.0, 'panorama': 0.0}
 
 
@@ -98,7 +103,8 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                        base_steps: int | None = None, distill_epochs: int | None = None,
                        distill_steps: int | None = None, install: bool = True,
                        camera: str = 'pinhole', device: str = 'auto',
-                       data_jobs: int = 1, validation_root: Path | None = None) -> Path:
+                       data_jobs: int = 1, validation_root: Path | None = None,
+                       rotation_epochs: int = ROTATION_EPOCHS) -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory.
     The epoch and step arguments (None: the preset's) apply to the pinhole recipe; the
     panorama recipe is the synthetic_bench preset as it stands (the benchmark's)."""
@@ -129,6 +135,13 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
         base = distill(continued, RunPaths(out_dir / 'continued', data_root, base))
         distill_dir = 'strong/geodistill'
     teacher = distill(dist_conf, RunPaths(out_dir / distill_dir, data_root, base))
+    if camera == 'pinhole' and rotation_epochs > 0:
+        rotation = replace(
+            dist_conf, name=f'{name}_rotation',
+            distill=replace(dist_conf.distill, mode='augment', mask='none'),
+            weak=replace(dist_conf.weak, rotated_negatives_deg=ROTATED_NEGATIVES_DEG),
+            loop=replace(dist_conf.loop, epochs=rotation_epochs))
+        teacher = distill(rotation, RunPaths(out_dir / 'rotation', data_root, teacher))
     if validation_root is not None:
         teacher = finish_on_validation(teacher, camera, validation_root, out_dir,
                                        'cpu' if device == 'auto' else device)
@@ -159,6 +172,9 @@ def main(args=None) -> Path:
                         help="default: the preset's (synthetic_kitti: 2)")
     parser.add_argument('--distill-steps', type=int, default=None,
                         help='cap on steps per epoch')
+    parser.add_argument('--rotation-epochs', type=int, default=ROTATION_EPOCHS,
+                        help='pinhole: epochs of rotated-negative training after '
+                             'GeoDistill (0 = none)')
     parser.add_argument('--data-jobs', type=int, default=1,
                         help='processes rendering the training cities (same data)')
     parser.add_argument('--validation-root', type=Path, default=None,
@@ -172,7 +188,8 @@ def main(args=None) -> Path:
                               base_steps=ns.base_steps, distill_epochs=ns.distill_epochs,
                               distill_steps=ns.distill_steps, install=ns.install,
                               camera=ns.camera, device=ns.device, data_jobs=ns.data_jobs,
-                              validation_root=ns.validation_root)
+                              validation_root=ns.validation_root,
+                              rotation_epochs=ns.rotation_epochs)
 
 
 if __name__ == '__main__':
