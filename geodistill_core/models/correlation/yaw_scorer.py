@@ -104,24 +104,27 @@ class CorrelationYawScorer:
             return value.repeat_interleave(n, dim=0)
         return value
 
-    def heatmaps(self, yaw_rad: torch.Tensor) -> list[torch.Tensor]:
-        """yaw_rad (B, N) -> per level the score maps (B, N, H_l, W_l) (cosine)."""
+    def heatmaps(self, yaw_rad: torch.Tensor, finest_only: bool = False) -> list[torch.Tensor]:
+        """yaw_rad (B, N) -> per level the score maps (B, N, H_l, W_l) (cosine); with
+        finest_only, only the finest level's (a one-element list: what levels='finest'
+        scores, without projecting and correlating the coarser levels)."""
         if yaw_rad.dim() != 2 or yaw_rad.shape[0] != self.batch:
             raise ValueError(f'yaw_rad must be (B, N) = ({self.batch}, N), '
                              f'got {tuple(yaw_rad.shape)}')
         n = yaw_rad.shape[1]
+        first = len(self.ground_levels) - 1 if finest_only else 0
         levels = [(f.repeat_interleave(n, 0), c.repeat_interleave(n, 0))
-                  for f, c in self.ground_levels]
+                  for f, c in self.ground_levels[first:]]
         K = self.ground_K
         if K is not None and K.dim() == 3:
             K = K.repeat_interleave(n, 0)
         templates = self.estimator.project_ground_levels(
-            levels, self.ground_hw, self.geometry, self._repeat(self.camera_height_m, n),
+            levels, self.ground_hw, self.geometry[first:], self._repeat(self.camera_height_m, n),
             yaw_rad.reshape(-1), K, self._repeat(self.ground_visible_cols, n))
         config = self.estimator.config
         both = getattr(config, 'confidence_weighting', 'ground') == 'both'
         out = []
-        for sat, tpl in zip(self.sat_features, templates, strict=True):
+        for sat, tpl in zip(self.sat_features[first:], templates, strict=True):
             weighted = tpl.weighted()
             rows = [slice(b * n, (b + 1) * n) for b in range(self.batch)]
             maps = [masked_cosine_correlation(
@@ -151,7 +154,8 @@ class CorrelationYawScorer:
         if yaw_rad.dim() != 2 or yaw_rad.shape[0] != self.batch:
             raise ValueError(f'yaw_rad must be (B, N) = ({self.batch}, N), '
                              f'got {tuple(yaw_rad.shape)}')
-        parts = [self._reduce(self.heatmaps(yaw_rad[:, i:i + self.chunk]))
+        finest = self.levels == 'finest'
+        parts = [self._reduce(self.heatmaps(yaw_rad[:, i:i + self.chunk], finest))
                  for i in range(0, yaw_rad.shape[1], self.chunk)]
         return torch.cat(parts, 1)
 
