@@ -47,20 +47,21 @@ ASSETS_DIR = Path(__file__).resolve().parent / 'assets'
 YAW_SOURCES = ('prior', 'orientation_model', 'rotation_search')
 # Rotation search of the embedded defaults (Localizer.default): mode and settings per camera,
 # measured by bench/bench_yaw_search.py on the unseen city (seed-4242 synthetic drives); the
-# scoring variant and the posterior temperature are its `chosen`, fitted and selected on a
-# training-city validation drive (never on the test drives).
-# Pinhole (+-10 deg prior, the 24-epoch model with template floor 0.7; variant logsumexp
-# over the mean of the levels, chosen on the validation drive): median 1.37 deg vs 5.21 deg
-# for the prior, yaw NEES 1.87, location median 1.23 m vs 2.21 m at the prior's yaw (mean
-# 3.81 vs 5.58 m). Panorama (+-45 deg):
+# scoring variant and the posterior temperature are its `chosen`, fitted and selected on
+# validation drives (never on the test drives): pinhole, every third frame of the
+# calibration's old-town drive (seed 1000); panorama, a training-city drive.
+# Pinhole (+-10 deg prior, the model trained with rotated negatives, template floor 0.7;
+# variant max over the finest level): median 1.01 deg vs 5.21 deg for the prior, yaw NEES
+# 0.31 (underconfident), location median 1.00 m vs 2.27 m at the prior's yaw (mean 3.07 vs
+# 6.27 m). Panorama (+-45 deg):
 # median 0.97 deg vs 23.4 deg for the prior, location median 0.67 m vs 10.8 m on a 5 deg /
 # 1 deg grid (20 candidates at the node's +-20 deg, 30 at +-45; bench/results/
 # yaw_search_*.json, model cards). Both beat keeping the prior, so both are the default.
 # The search needs the eager model: with backend='onnxruntime' the default is 'none'.
 DEFAULT_YAW_SEARCH = {
     'pinhole': ('rotation', RotationSearchConfig(range_deg=10.0, coarse_step_deg=2.0,
-                                                 fine_step_deg=0.25, reduce='logsumexp',
-                                                 levels='mean', temperature=0.1995)),
+                                                 fine_step_deg=0.25, reduce='max',
+                                                 levels='finest', temperature=0.01778)),
     'panorama': ('rotation', RotationSearchConfig(range_deg=45.0, coarse_step_deg=5.0,
                                                   fine_step_deg=1.0, reduce='logsumexp',
                                                   levels='mean', temperature=0.2818)),
