@@ -43,7 +43,10 @@ COV_SCALE_MIN, COV_SCALE_MAX = 0.05, 20.0
 class CalibrationSample:
     """One frame. log_prob (H, W): base log-probabilities (exp sums to 1). cell_m: metres
     per heatmap cell. peak_en_m (2,): the single-frame estimate. truth_en_m (2,) or None.
-    fix_en_m (2,) and fix_cov_en_m2 (2, 2) or None: the GNSS fix and its covariance."""
+    fix_en_m (2,) and fix_cov_en_m2 (2, 2) or None: the GNSS fix and its covariance.
+    drive: name of the drive the frame came from, or None (the truth fit then also reports
+    the single-frame consistency per drive: one pooled scale over drives of different
+    city styles can be right on average and wrong on each)."""
 
     log_prob: np.ndarray
     cell_m: float
@@ -51,6 +54,7 @@ class CalibrationSample:
     truth_en_m: np.ndarray | None = None
     fix_en_m: np.ndarray | None = None
     fix_cov_en_m2: np.ndarray | None = None
+    drive: str | None = None
 
 
 class _Stack:
@@ -183,6 +187,11 @@ def fit_with_truth(samples: list[CalibrationSample], fitted_on: str = '',
              'single_frame_unscaled': consistency(errors, cov.numpy()),
              'single_frame_identity': consistency(errors, table['cov'][identity].numpy()),
              'grid_edge': temperature in (temperatures[0], temperatures[-1])}
+    if all(s.drive is not None for s in samples):
+        drives = np.array([s.drive for s in samples])
+        stats['single_frame_per_drive'] = {
+            name: consistency(errors[drives == name], scale * cov.numpy()[drives == name])
+            for name in dict.fromkeys(drives.tolist())}
     return HeatmapCalibration(temperature, weight, 'truth', fitted_on, len(samples),
                               _round(stats), covariance_scale=round(scale, 6))
 

@@ -12,6 +12,7 @@ checkpoint's config.json (``--in-place``) or a copy of the checkpoint (``--out``
 """
 from __future__ import annotations
 
+from dataclasses import replace
 import logging
 import math
 from pathlib import Path
@@ -93,7 +94,8 @@ def save_samples(path: Path, samples: list[CalibrationSample]) -> None:
         truth=np.stack([nan2 if s.truth_en_m is None else s.truth_en_m for s in samples]),
         fix=np.stack([nan2 if s.fix_en_m is None else s.fix_en_m for s in samples]),
         fix_cov=np.stack([np.full((2, 2), np.nan) if s.fix_cov_en_m2 is None
-                          else s.fix_cov_en_m2 for s in samples]))
+                          else s.fix_cov_en_m2 for s in samples]),
+        drive=np.array(['' if s.drive is None else s.drive for s in samples]))
 
 
 def load_samples(path: Path) -> list[CalibrationSample]:
@@ -102,9 +104,12 @@ def load_samples(path: Path) -> list[CalibrationSample]:
 
     def opt(value):
         return None if np.isnan(value).any() else value
+    drives = data.get('drive')  # absent in files saved before drives were recorded
     return [CalibrationSample(data['log_prob'][k], float(data['cell_m'][k]), data['peak'][k],
                               opt(data['truth'][k]), opt(data['fix'][k]),
-                              opt(data['fix_cov'][k])) for k in range(len(data['cell_m']))]
+                              opt(data['fix_cov'][k]),
+                              None if drives is None or not drives[k] else str(drives[k]))
+            for k in range(len(data['cell_m']))]
 
 
 def calibrate(checkpoint: str, drives: list[tuple[Path, Path]], method: str, *,
@@ -124,6 +129,7 @@ def calibrate(checkpoint: str, drives: list[tuple[Path, Path]], method: str, *,
         for bag_path, map_path in drives:
             found = collect_samples(bag_path, map_path, checkpoint, max_frames=max_frames,
                                     heading_noise_deg=heading_noise_deg, device=device)
+            found = [replace(s, drive=Path(bag_path).name) for s in found]
             LOG.info('%s: %d frames', bag_path, len(found))
             samples += found
         if samples_file is not None and samples:

@@ -95,6 +95,22 @@ def test_fit_with_truth_recovers_temperature_and_outlier_weight():
     assert cal.covariance_scale != 1.0
 
 
+def test_truth_fit_reports_each_drive_when_one_pooled_scale_fits_neither():
+    """Two drives whose truths scatter 1 and 3 m^2 around the same kind of heatmap: the
+    pooled fit is right on average, the per-drive report shows one overconfident and one
+    underconfident drive; without drive names there is no per-drive report."""
+    from dataclasses import replace
+    tight = [replace(s, drive='a') for s in synthetic_frames(300, 1.0, 0.0, 3.0, seed=2)]
+    wide = [replace(s, drive='b') for s in synthetic_frames(300, 9.0, 0.0, 3.0, seed=3)]
+    cal = fit_with_truth(tight + wide)
+    per = cal.stats['single_frame_per_drive']
+    assert list(per) == ['a', 'b'] and per['a']['frames'] == per['b']['frames'] == 300
+    assert per['a']['nees_mean'] < cal.stats['single_frame']['nees_mean'] < per['b']['nees_mean']
+    assert per['a']['inside_95'] > 0.95 > per['b']['inside_95']
+    unnamed = fit_with_truth(synthetic_frames(100, 4.0, 0.0, 3.0))
+    assert 'single_frame_per_drive' not in unnamed.stats
+
+
 def test_fit_from_gnss_finds_the_temperature_without_the_truth():
     samples = synthetic_frames(600, true_t=4.0, outlier_weight=0.0, fix_sigma_m=2.0, seed=1)
     blind = [CalibrationSample(s.log_prob, s.cell_m, s.peak_en_m, None, s.fix_en_m,
