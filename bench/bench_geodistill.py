@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+import csv
 from dataclasses import dataclass, replace
 import json
 import logging
@@ -201,11 +202,12 @@ def run(out: Path, device: str = 'auto', base_epochs: int = BASE_EPOCHS,
     results['base_curve'] = (progress.get('base') or {}).get('history', [])
     results['steps'] = {name: p and p['step'] for name, p in progress.items()}
     if 'geodistill' in methods:
-        for name in methods:
-            for area in AREAS:
-                results['table'][f'{name}/{area}']['vs_geodistill'] = paired_difference(
-                    results['table'][f'{name}/{area}']['results'],
-                    results['table'][f'geodistill/{area}']['results'])
+        for area in AREAS:  # the reference's items are read once per area
+            reference = item_errors(results['table'][f'geodistill/{area}']['results'])
+            for name in methods:
+                row = results['table'][f'{name}/{area}']
+                row['vs_geodistill'] = paired_difference(item_errors(row['results']),
+                                                         reference)
     if {'base', 'geodistill'} <= set(methods):
         base_cross = results['table']['base/cross_area']
         dist_cross = results['table']['geodistill/cross_area']
@@ -220,19 +222,20 @@ def run(out: Path, device: str = 'auto', base_epochs: int = BASE_EPOCHS,
     return results
 
 
-def paired_difference(results_json: str | Path, reference_json: str | Path,
-                      resamples: int = 4000, seed: int = 0) -> dict | None:
-    """Mean of (error - reference error) over the items both evaluations share, with a
-    95% paired-bootstrap interval (the same test items, so item difficulty cancels)."""
-    import csv
+def item_errors(results_json: str | Path) -> dict[str, float] | None:
+    """item_id -> error_m from the per_item.csv beside an evaluation's results.json (None
+    when absent)."""
+    per_item = Path(results_json).parent / 'per_item.csv'
+    if not per_item.is_file():
+        return None
+    with per_item.open() as f:
+        return {row['item_id']: float(row['error_m']) for row in csv.DictReader(f)}
 
-    def errors(path):
-        per_item = Path(path).parent / 'per_item.csv'
-        if not per_item.is_file():
-            return None
-        with per_item.open() as f:
-            return {row['item_id']: float(row['error_m']) for row in csv.DictReader(f)}
-    a, b = errors(results_json), errors(reference_json)
+
+def paired_difference(a: dict[str, float] | None, b: dict[str, float] | None,
+                      resamples: int = 4000, seed: int = 0) -> dict | None:
+    """Mean of (error a - reference error b) over the items both item_errors share, with a
+    95% paired-bootstrap interval (the same test items, so item difficulty cancels)."""
     if a is None or b is None:
         return None
     keys = sorted(a.keys() & b.keys())

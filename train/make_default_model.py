@@ -99,6 +99,14 @@ def finish_on_validation(checkpoint: Path, camera: str, validation_root: Path,
     return installed
 
 
+def weak_continuation(dist_conf, suffix: str, **fields):
+    """The distillation config turned into the weak objective continued from its start
+    checkpoint (mode augment, no mask), named <preset>_<suffix>; `fields` replace further
+    TrainConfig sections (e.g. weak, loop)."""
+    return replace(dist_conf, name=f'{dist_conf.name.removesuffix("_distill")}_{suffix}',
+                   distill=replace(dist_conf.distill, mode='augment', mask='none'), **fields)
+
+
 def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                        base_steps: int | None = None, distill_epochs: int | None = None,
                        distill_steps: int | None = None, install: bool = True,
@@ -130,15 +138,13 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
     dist_conf = preset(name, 'distill')
     dist_conf = replace(dist_conf, loop=replace(dist_conf.loop, device=device, **loops[1]))
     if camera == 'panorama':  # 4 more weak epochs first (the benchmark's continued control)
-        continued = replace(dist_conf, name=f'{name}_continued', distill=replace(
-            dist_conf.distill, mode='augment', mask='none'))
-        base = distill(continued, RunPaths(out_dir / 'continued', data_root, base))
+        base = distill(weak_continuation(dist_conf, 'continued'),
+                       RunPaths(out_dir / 'continued', data_root, base))
         distill_dir = 'strong/geodistill'
     teacher = distill(dist_conf, RunPaths(out_dir / distill_dir, data_root, base))
     if camera == 'pinhole' and rotation_epochs > 0:
-        rotation = replace(
-            dist_conf, name=f'{name}_rotation',
-            distill=replace(dist_conf.distill, mode='augment', mask='none'),
+        rotation = weak_continuation(
+            dist_conf, 'rotation',
             weak=replace(dist_conf.weak, rotated_negatives_deg=ROTATED_NEGATIVES_DEG),
             loop=replace(dist_conf.loop, epochs=rotation_epochs))
         teacher = distill(rotation, RunPaths(out_dir / 'rotation', data_root, teacher))

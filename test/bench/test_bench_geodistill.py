@@ -113,7 +113,8 @@ def _per_item(folder, errors):
 def test_paired_difference_is_over_shared_items_with_a_bootstrap_interval(tmp_path):
     ref = _per_item(tmp_path / 'ref', {1: 1.0, 2: 2.0, 3: 3.0, 4: 10.0})
     other = _per_item(tmp_path / 'other', {1: 2.0, 2: 3.0, 3: 4.0, 5: 0.0})
-    out = bench.paired_difference(other, ref)
+    out = bench.paired_difference(bench.item_errors(other), bench.item_errors(ref))
     assert out['items'] == 3 and out['mean_m'] == pytest.approx(1.0)
     assert out['interval_95_m'] == [pytest.approx(1.0), pytest.approx(1.0)]  # constant diff
-    assert bench.paired_difference(tmp_path / 'missing' / 'results.json', ref) is None
+    assert bench.paired_difference(bench.item_errors(tmp_path / 'missing' / 'results.json'),
+                                   bench.item_errors(ref)) is None
