@@ -3,7 +3,7 @@
 A run is described by one `TrainConfig` (task + data + model + optimiser + loop + the
 objective's section). It is saved as `config.json` in the run directory; resuming with a
 config that differs raises `ConfigMismatchError` (config_json.py) listing every differing
-dotted key.
+dotted key; only a larger `loop.epochs` is accepted (it extends the run, finished or not).
 Paths that only locate things on this machine (dataset root, base checkpoint, output
 directory) are not config: they live in `training.run.RunPaths`.
 

@@ -136,15 +136,30 @@ def config_diff(old: TrainConfig, new: TrainConfig) -> list[str]:
     return lines
 
 
-def check_resume_config(saved_path: str | Path, config: TrainConfig) -> None:
-    """Raise ConfigMismatchError (with the diff) if the saved config differs from `config`."""
+# Keys a resumed run may change: more epochs extend a (finished) run, as if it had been
+# started with them (the state resumes at its step; a constant learning-rate schedule makes
+# the result the same as one longer run).
+EXTENDABLE_KEYS = ('loop.epochs',)
+
+
+def check_resume_config(saved_path: str | Path, config: TrainConfig) -> bool:
+    """Raise ConfigMismatchError (with the diff) if the saved config differs from `config`
+    in anything but a larger loop.epochs; returns whether the run is extended (then the
+    caller saves the new config)."""
     saved = load_config(saved_path)
     diff = config_diff(saved, config)
+    extended = [line for line in diff if line.split(':', 1)[0] in EXTENDABLE_KEYS]
+    if extended and config.loop.epochs < saved.loop.epochs:
+        raise ConfigMismatchError(
+            f'{saved_path}: loop.epochs {saved.loop.epochs} -> {config.loop.epochs}: a run '
+            'can be extended with more epochs, not shortened; use a new output directory')
+    diff = [line for line in diff if line not in extended]
     if diff:
         raise ConfigMismatchError(
             f'{saved_path} was written by a run with a different config; refusing to resume. '
             'Use a new output directory (or remove this one) to start over. Differences '
             '(saved -> given):\n  ' + '\n  '.join(diff))
+    return bool(extended)
 
 
 def _parse_scalar(text: str, tp, key: str):

@@ -77,7 +77,9 @@ def _finished_checkpoint(conf: TrainConfig, run_dir: Path) -> Path | None:
 def _prepare_run_dir(conf: TrainConfig, run_dir: Path, context) -> None:
     config_path = run_dir / CONFIG_FILE
     if config_path.is_file():
-        check_resume_config(config_path, conf)
+        if check_resume_config(config_path, conf) and context.is_main:
+            logger.info('%s: extending the run to %d epochs', run_dir, conf.loop.epochs)
+            save_config(conf, config_path)
     elif context.is_main:
         save_config(conf, config_path)
     barrier(context)

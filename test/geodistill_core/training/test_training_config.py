@@ -91,6 +91,21 @@ def test_resume_is_refused_with_a_diff(tmp_path):
         check_resume_config(path, other)
 
 
+def test_resume_may_extend_the_epochs_but_not_shorten_them(tmp_path):
+    conf = preset('tiny')
+    path = save_config(conf, tmp_path / 'config.json')
+    longer = replace(conf, loop=replace(conf.loop, epochs=conf.loop.epochs + 3))
+    assert check_resume_config(path, longer) is True
+    assert check_resume_config(path, conf) is False
+    shorter = replace(conf, loop=replace(conf.loop, epochs=conf.loop.epochs - 1))
+    with pytest.raises(ConfigMismatchError, match='not shortened'):
+        check_resume_config(path, shorter)
+    longer_other = replace(longer, optim=replace(conf.optim, lr=5e-4))
+    with pytest.raises(ConfigMismatchError, match=r'optim\.lr') as err:
+        check_resume_config(path, longer_other)
+    assert 'loop.epochs' not in str(err.value)
+
+
 def test_validation_on_a_test_split_is_refused():
     with pytest.raises(ValueError, match='test split'):
         DataConfig(val_split='test1')

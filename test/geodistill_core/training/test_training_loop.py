@@ -202,3 +202,20 @@ def test_tensorboard_and_loss_logs(tmp_path, toy_config):
     trainer.fit()
     events = list((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
     assert events and events[0].stat().st_size > 0
+
+
+def test_a_finished_run_extended_with_more_epochs_equals_the_longer_run(tmp_path, toy_config):
+    """Resuming with a larger loop.epochs continues from the saved state: with the constant
+    schedule the weights are those of one run started with that many epochs."""
+    longer = replace(toy_config, loop=replace(toy_config.loop, epochs=3))
+    extended = train_location(toy_config, RunPaths(tmp_path / 'extended'))
+    assert read_training_meta(tmp_path / 'extended' / 'state')['progress']['epoch'] == 2
+    extended = train_location(longer, RunPaths(tmp_path / 'extended'))
+    straight = train_location(longer, RunPaths(tmp_path / 'straight'))
+    assert read_training_meta(tmp_path / 'extended' / 'state')['progress']['epoch'] == 3
+    a, _, _ = load_trained_model(extended)
+    b, _, _ = load_trained_model(straight)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    with pytest.raises(ConfigMismatchError, match='not shortened'):
+        train_location(toy_config, RunPaths(tmp_path / 'extended'))
