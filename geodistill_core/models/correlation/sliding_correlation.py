@@ -116,27 +116,45 @@ def _fast_length(n: int) -> int:
         n += 1
 
 
+def _all_pairs_product(x_f: torch.Tensor, k_f: torch.Tensor) -> torch.Tensor:
+    """(M, C, X, Y) and (N, C, X, Y) spectra -> (M, N, X, Y) channel sums of products.
+
+    One satellite against many templates (the rotation search) is a broadcast product: the
+    einsum's batched complex matrix product over X * Y frequencies of 1 x C by C x N is
+    several times slower on CPUs (16 vs 2.4 ms for 21 templates of 24 x 72 x 37 spectra);
+    square batches (training's all pairs) keep the einsum."""
+    if x_f.shape[0] == 1:
+        return (x_f * k_f).sum(1).unsqueeze(0)
+    if k_f.shape[0] == 1:
+        return (x_f * k_f).sum(1).unsqueeze(1)
+    return torch.einsum('mcxy,ncxy->mnxy', x_f, k_f)
+
+
 def _correlate_fft(x: torch.Tensor, k: torch.Tensor, positions: str, all_pairs: bool,
                    compute_dtype: torch.dtype) -> torch.Tensor:
-    """As _correlate_conv, by real FFTs in compute_dtype, padded so nothing wraps around."""
+    """As _correlate_conv, by real FFTs in compute_dtype, padded so nothing wraps around.
+
+    The correlation is computed as the convolution with the flipped template (no complex
+    conjugate: products with conjugated spectra are several times slower on CPUs, and a
+    physical conjugate costs a copy): conv[i] = corr[i - (r - 1)], so the window at
+    offset i ('same': centred on i) is conv[i + r - 1] (conv[i + (r - 1) / 2])."""
     _, _, h, w = x.shape
     _, _, r, c = k.shape
-    # Circular correlation of length n: window offsets -(r - 1) / 2 .. h - 1 - (r - 1) / 2
-    # ('same') read rows -(r - 1) / 2 .. h - 1 + (r - 1) / 2, which must all land on the
-    # zero padding (rows h .. n - 1) or the data without wrapping: n >= h + (r - 1) / 2.
-    # 'valid' windows read rows 0 .. h - 1 only: n >= h. The template itself needs n >= r.
+    # Linear convolution rows 0 .. h + r - 2; a circular one of length n wraps rows >= n to
+    # row - n. 'same' reads rows (r - 1) / 2 .. h - 1 + (r - 1) / 2, 'valid' rows r - 1 ..
+    # h - 1: both clear of the wrapped rows 0 .. h + r - 2 - n when n >= h + (r - 1) / 2
+    # ('same') or n >= h ('valid'). The template itself needs n >= r.
     if positions == 'same':
         size = (_fast_length(max(h + (r - 1) // 2, r)), _fast_length(max(w + (c - 1) // 2, c)))
+        rows, cols = slice((r - 1) // 2, (r - 1) // 2 + h), slice((c - 1) // 2, (c - 1) // 2 + w)
     else:
-        size = (_fast_length(h), _fast_length(w))
+        size = (_fast_length(max(h, r)), _fast_length(max(w, c)))
+        rows, cols = slice(r - 1, h), slice(c - 1, w)
     x_f = torch.fft.rfft2(x.to(compute_dtype), s=size)
-    k_f = torch.fft.rfft2(k.to(compute_dtype), s=size).conj()
-    product = torch.einsum('mcxy,ncxy->mnxy', x_f, k_f) if all_pairs else (x_f * k_f).sum(1)
-    full = torch.fft.irfft2(product, s=size)  # full[..., i, j]: window at offset (i, j)
-    if positions == 'same':
-        full = torch.roll(full, shifts=((r - 1) // 2, (c - 1) // 2), dims=(-2, -1))
-        return full[..., :h, :w].to(x.dtype)
-    return full[..., :h - r + 1, :w - c + 1].to(x.dtype)
+    k_f = torch.fft.rfft2(k.to(compute_dtype).flip(-2, -1), s=size)
+    product = _all_pairs_product(x_f, k_f) if all_pairs else (x_f * k_f).sum(1)
+    conv = torch.fft.irfft2(product, s=size)
+    return conv[..., rows, cols].to(x.dtype)
 
 
 def masked_cosine_correlation(satellite: torch.Tensor, template: torch.Tensor,

@@ -69,6 +69,21 @@ def test_all_pairs_agrees_with_reference_and_its_diagonal_is_the_paired_mode(met
                                atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize('bs, bg', [(1, 4), (4, 1), (1, 1)])
+@pytest.mark.parametrize('positions', ['same', 'valid'])
+def test_all_pairs_with_one_side_single_agrees_with_the_reference(bs, bg, positions):
+    """One satellite against many templates (the rotation search) and the reverse take the
+    broadcast product instead of the einsum; both agree with the plain loops."""
+    sat, tpl, valid = random_case(bs=bs, bg=bg, seed=3)
+    pairs = masked_cosine_correlation(sat, tpl, valid, positions, all_pairs=True,
+                                      method='fft')
+    assert pairs.shape[:2] == (bs, bg)
+    for m in range(bs):
+        for n in range(bg):
+            ref = reference_scores(sat[m], tpl[n], valid[n], positions)
+            torch.testing.assert_close(pairs[m, n].double(), ref, atol=1e-4, rtol=0)
+
+
 def test_all_pairs_allows_different_batch_sizes():
     sat, tpl, valid = random_case(bs=2, bg=3, seed=2)
     assert masked_cosine_correlation(sat, tpl, valid, all_pairs=True).shape == (2, 3, 9, 11)
