@@ -6,6 +6,7 @@ heatmap_likelihood a calibrated heatmap as a likelihood over the map-frame grid
 motion            odometry (twist) integration and the fix-track velocity
 grid_filter       the 2-D histogram filter with a per-cell GNSS error (Rao-Blackwellised)
 sequence          SequenceFusion: fixes + odometry + heatmaps over time, resets, gating
+yaw_tracker       YawTracker: (yaw, yaw rate) Kalman filter narrowing the rotation search
 """
 from geodistill_core.filtering.calibration import (
     CALIBRATION_KEY,
@@ -14,14 +15,21 @@ from geodistill_core.filtering.calibration import (
 )
 from geodistill_core.filtering.grid_filter import GnssErrorModel, GridEstimate, GridFilter
 from geodistill_core.filtering.heatmap_likelihood import HeatmapMeasurement
-from geodistill_core.filtering.motion import TwistSample, integrate_twist, track_velocity
+from geodistill_core.filtering.motion import (
+    TwistSample,
+    integrate_twist,
+    integrate_yaw_rate,
+    track_velocity,
+)
 from geodistill_core.filtering.sequence import (
     FusionConfig,
     FusionOutput,
     SequenceFusion,
 )
+from geodistill_core.filtering.yaw_tracker import YawTracker, YawTrackerConfig, YawWindow
 
 __all__ = ['CALIBRATION_KEY', 'FusionConfig', 'FusionOutput', 'GnssErrorModel',
            'GridEstimate', 'GridFilter', 'HeatmapCalibration', 'HeatmapMeasurement',
-           'SequenceFusion', 'TwistSample', 'calibration_from_record', 'integrate_twist',
+           'SequenceFusion', 'TwistSample', 'YawTracker', 'YawTrackerConfig', 'YawWindow',
+           'calibration_from_record', 'integrate_twist', 'integrate_yaw_rate',
            'track_velocity']

@@ -35,7 +35,12 @@ from geodistill_core.filtering.grid_filter import (
     eig_range_2x2,
 )
 from geodistill_core.filtering.heatmap_likelihood import HeatmapMeasurement
-from geodistill_core.filtering.motion import TwistSample, integrate_twist, track_velocity
+from geodistill_core.filtering.motion import (
+    TwistSample,
+    integrate_twist,
+    integrate_yaw_rate,
+    track_velocity,
+)
 
 MODES = ('filter', 'gnss')
 
@@ -234,6 +239,14 @@ class SequenceFusion:
 
     def estimate(self) -> GridEstimate:
         return self.grid.estimate()
+
+    def odometry_yaw_change(self, t0_ns: int, t1_ns: int) -> tuple[float, float] | None:
+        """Yaw change (rad) and its variance over [t0, t1] from the odometry's yaw rates;
+        None without odometry covering the interval (the yaw tracker's input)."""
+        if not self._twists:
+            return None
+        return integrate_yaw_rate(self._twists, int(t0_ns), int(t1_ns),
+                                  self.config.odometry_max_hold_s)
 
     # --- internals ------------------------------------------------------------------------
     def _restart(self, stamp_ns: int) -> bool:

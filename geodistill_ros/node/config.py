@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Any
 
-from geodistill_core.filtering import FusionConfig
+from geodistill_core.filtering import FusionConfig, YawTrackerConfig
 from geodistill_core.geodesy import LocalEnu
 from geodistill_ros.node.params import PARAMETERS, ParameterError
 
@@ -72,6 +72,7 @@ class NodeConfig:
     warning_throttle_s: float = 5.0
     fusion_mode: str = 'filter'
     fusion: FusionConfig = FusionConfig()
+    yaw_tracker: YawTrackerConfig = YawTrackerConfig()
     odometry_input: str = 'twist'
     odometry_sigma_mps: float = 0.1
     odometry_yaw_rate_sigma_rps: float = 0.01
@@ -107,6 +108,23 @@ def _fusion_config(values: dict[str, Any]) -> FusionConfig:
         return FusionConfig(mode=mode, **{n: values[f'fusion.{n}'] for n in names})
     except ValueError as err:
         raise ParameterError(f'invalid fusion parameters: {err}') from err
+
+
+# node parameter fusion.<name> -> YawTrackerConfig field
+YAW_TRACKER_PARAMETERS = {'yaw_tracking': 'enabled',
+                          'yaw_accel_sigma_dps2': 'yaw_accel_sigma_dps2',
+                          'yaw_window_sigmas': 'window_sigmas',
+                          'yaw_min_range_deg': 'min_range_deg',
+                          'yaw_gate_chi2': 'gate_chi2',
+                          'yaw_max_rejections': 'max_rejections'}
+
+
+def _yaw_tracker_config(values: dict[str, Any]) -> YawTrackerConfig:
+    try:
+        return YawTrackerConfig(**{field: values[f'fusion.{name}']
+                                   for name, field in YAW_TRACKER_PARAMETERS.items()})
+    except ValueError as err:
+        raise ParameterError(f'invalid fusion.yaw_* parameters: {err}') from err
 
 
 def check_map_source_options(config: NodeConfig) -> None:
@@ -160,6 +178,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         publish_heatmap=v['publish_heatmap'], publish_fix_corrected=v['publish_fix_corrected'],
         diagnostics_period_s=v['diagnostics_period_s'],
         fusion_mode=v['fusion.mode'], fusion=_fusion_config(v),
+        yaw_tracker=_yaw_tracker_config(v),
         odometry_input=v['fusion.odometry'], odometry_sigma_mps=v['fusion.odometry_sigma_mps'],
         odometry_yaw_rate_sigma_rps=v['fusion.odometry_yaw_rate_sigma_rps'],
         warning_throttle_s=v['warning_throttle_s'])

@@ -10,8 +10,12 @@ Inputs (the node's callbacks, any thread; a lock guards the filter):
   base_frame, nav_msgs/Odometry whose child_frame_id is base_frame (REP-105: the twist is
   in the child frame). NaN, another frame, a stamp going backwards or a negative variance
   is rejected and counted (``odometry_rejected_<reason>``), never fused;
+- ``yaw_window`` / ``yaw_update``: the yaw tracker (geodistill_core YawTracker) around a
+  frame's rotation search: the interval to search (around the predicted yaw, from the
+  odometry's yaw rate when there is odometry), then the search's base-frame yaw;
 - ``step``: one localized frame (its single-frame base pose, crop and calibrated heatmap)
-  -> the posterior pose (yaw and its variance are the frame's: the filter is 2-D).
+  -> the posterior pose (the 2-D filter's position; the tracked yaw and its variance while
+  the yaw is tracked, else the frame's).
 """
 from __future__ import annotations
 
@@ -20,7 +24,13 @@ import threading
 
 import numpy as np
 
-from geodistill_core.filtering import HeatmapMeasurement, SequenceFusion, TwistSample
+from geodistill_core.filtering import (
+    HeatmapMeasurement,
+    SequenceFusion,
+    TwistSample,
+    YawTracker,
+    YawWindow,
+)
 from geodistill_ros.node.planar_pose import PlanarPose
 
 ODOMETRY_REJECTIONS = ('non_finite', 'negative_variance', 'wrong_frame',
@@ -39,17 +49,27 @@ class NodeFusion:
         self.config = config
         self._lock = threading.Lock()
         self.fusion = SequenceFusion(config.fusion) if config.fusion_mode != 'none' else None
+        self.yaw = (YawTracker(config.yaw_tracker)
+                    if self.fusion is not None and config.yaw_tracker.enabled else None)
         self.odometry_rejected = {reason: 0 for reason in ODOMETRY_REJECTIONS}
         self.last_output = None
+        self.last_yaw_window: YawWindow | None = None
+        self.last_yaw_update = ''
 
     @property
     def active(self) -> bool:
         return self.fusion is not None
 
+    @property
+    def tracks_yaw(self) -> bool:
+        return self.yaw is not None
+
     def reset(self, reason: str) -> None:
         if self.fusion is not None:
             with self._lock:
                 self.fusion.reset(reason)
+                if self.yaw is not None:
+                    self.yaw.reset(reason)
 
     # --- inputs ---------------------------------------------------------------------------
     def add_fix(self, fix, datum) -> None:
@@ -94,6 +114,30 @@ class NodeFusion:
         return reason
 
     # --- a frame --------------------------------------------------------------------------
+    def yaw_window(self, stamp_ns: int, prior_yaw_rad: float, prior_range_deg: float
+                   ) -> YawWindow:
+        """The rotation search's interval (base_frame yaw in map) for a frame: the prior's
+        while the yaw is not tracked, else around the predicted yaw."""
+        if self.yaw is None:
+            return YawWindow(float(prior_yaw_rad), float(prior_range_deg), False)
+        with self._lock:
+            change = None
+            last = self.yaw.last_update_ns
+            if last is not None and stamp_ns > last:
+                change = self.fusion.odometry_yaw_change(last, stamp_ns)
+            window = self.yaw.window(stamp_ns, prior_yaw_rad, prior_range_deg, change)
+        self.last_yaw_window = window
+        return window
+
+    def yaw_update(self, stamp_ns: int, window: YawWindow, yaw_rad: float,
+                   var_yaw_rad2: float) -> str:
+        """The search's base_frame yaw and variance for the frame of ``window``."""
+        if self.yaw is None:
+            return 'disabled'
+        with self._lock:
+            self.last_yaw_update = self.yaw.update(stamp_ns, window, yaw_rad, var_yaw_rad2)
+        return self.last_yaw_update
+
     def step(self, stamp_ns: int, single: PlanarPose, crop, result: dict | None,
              camera_offset) -> PlanarPose | None:
         """The posterior at the frame (None before the first fix, or when inactive).
@@ -114,12 +158,15 @@ class NodeFusion:
                 float(crop.map_from_crop_yaw_rad), (float(lever[0]), float(lever[1])),
                 float(result.get('heatmap_floor_prob', 0.0)))
         with self._lock:
-            out = self.fusion.step(stamp_ns, single.yaw_rad, heatmap)
+            tracked = self.yaw.estimate() if self.yaw is not None else None
+            yaw, var_yaw = tracked if tracked is not None else (single.yaw_rad,
+                                                                single.var_yaw_rad2)
+            out = self.fusion.step(stamp_ns, yaw, heatmap)
         self.last_output = out
         if out is None:
             return None
-        return PlanarPose(float(out.mean_xy_m[0]), float(out.mean_xy_m[1]), single.yaw_rad,
-                          np.array(out.cov_xy_m2), single.var_yaw_rad2)
+        return PlanarPose(float(out.mean_xy_m[0]), float(out.mean_xy_m[1]), yaw,
+                          np.array(out.cov_xy_m2), var_yaw)
 
     def diagnostics(self) -> dict:
         """Key -> value for /diagnostics (filter state, gating, innovations, odometry)."""
@@ -134,6 +181,14 @@ class NodeFusion:
                       **{f'odometry_rejected_{k}_total': v
                          for k, v in self.odometry_rejected.items()}}
             out = self.last_output
+            if self.yaw is not None:
+                window = self.last_yaw_window
+                values.update({
+                    'yaw_tracking': 'tracking' if self.yaw.tracking else 'searching_prior',
+                    'yaw_window_deg': math.nan if window is None else window.range_deg,
+                    'yaw_last_update': self.last_yaw_update or 'none',
+                    'yaw_last_drop': self.yaw.stats.last_drop,
+                    **{f'yaw_{k}_total': v for k, v in self.yaw.stats.counters.items()}})
         if out is not None:
             values.update({'fusion_motion': out.motion,
                            'fusion_sigma_m': float(math.sqrt(max(np.trace(out.cov_xy_m2),

@@ -260,6 +260,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('fusion.late_fix_max_s', 0.5, 'a fix arriving after a later frame is moved '
           'forward by the odometry and fused when at most this late', min_value=0.0,
           max_value=10.0),
+    _spec('fusion.yaw_tracking', True, 'track the yaw over the drive (a Kalman filter on yaw '
+          'and yaw rate fed by the rotation search and the odometry yaw rate): each frame '
+          'searches around the predicted yaw instead of the prior\'s whole range (faster; '
+          'the fused pose carries the tracked yaw); false: every frame searches the prior '
+          'range. Only with fusion.mode filter or gnss and a rotation search'),
+    _spec('fusion.yaw_accel_sigma_dps2', 20.0, 'white yaw acceleration of the tracked turn '
+          'rate (deg/s^2): how fast the vehicle may start or stop turning',
+          min_value=0.1, max_value=1000.0),
+    _spec('fusion.yaw_window_sigmas', 4.0, 'search half-range = this x the predicted yaw '
+          'std (clamped to [fusion.yaw_min_range_deg, the prior range])', min_value=1.0,
+          max_value=20.0),
+    _spec('fusion.yaw_min_range_deg', 3.0, 'smallest search half-range while tracking (deg)',
+          min_value=0.5, max_value=180.0),
+    _spec('fusion.yaw_gate_chi2', 10.83, 'search results whose normalised innovation '
+          'squared (1 dof) exceeds this are not fused', min_value=1.0, max_value=1000.0),
+    _spec('fusion.yaw_max_rejections', 3, 'that many refused search results in a row drop '
+          'the track (the next frame searches the prior range)', min_value=1,
+          max_value=1000),
     _spec('diagnostics_period_s', 1.0, 'period of /diagnostics', min_value=0.05,
           max_value=60.0, read_only=True),
     _spec('warning_throttle_s', 5.0, 'minimum time between two warnings of one kind',

@@ -71,6 +71,9 @@ class LocalizationPipeline:
         self._estimates_yaw = estimates_orientation(node.localizer)
         self._auto_search = (node.config.yaw_search == 'auto'
                              and getattr(node.localizer, 'yaw_search', 'none') == 'rotation')
+        # the localizer runs a rotation search that takes a range (the yaw tracker's window)
+        self._searches = (self._pass_range
+                          and getattr(node.localizer, 'yaw_search', 'none') == 'rotation')
 
     def process(self, frame: Frame) -> None:
         node = self.node
@@ -124,15 +127,23 @@ class LocalizationPipeline:
             raise Rejected('map_source_error', str(err), f'map source failed: {err}') from err
         lap('crop')
 
-        kwargs = {'yaw_prior_range_deg': prior.range_deg} if self._pass_range else {}
+        kwargs = {}
         if self._auto_search and (prior.source == 'topic'
                                   or prior.range_deg > cfg.yaw_search_auto_max_range_deg):
             # an INS heading: the search would only blur it; an unknown heading: a search
             # over the whole circle costs seconds per frame
             kwargs['use_yaw_search'] = False
+        window = None
+        if self._searches and kwargs.get('use_yaw_search', True) and node.fusion.tracks_yaw:
+            # the yaw tracker narrows the search around the predicted yaw
+            window = node.fusion.yaw_window(stamp_ns, prior.yaw_rad, prior.range_deg)
+        search_yaw, search_range = ((window.centre_rad, window.range_deg) if window is not None
+                                    else (prior.yaw_rad, prior.range_deg))
+        if self._pass_range:
+            kwargs['yaw_prior_range_deg'] = search_range
         result = single_result(node.localizer.localize(
             rgb, crop.image, crop.meters_per_px,
-            yaw_prior_rad=camera_yaw_prior_in_crop(prior.yaw_rad, cfg.camera_offset, crop),
+            yaw_prior_rad=camera_yaw_prior_in_crop(search_yaw, cfg.camera_offset, crop),
             K=K, **kwargs))
         lap('inference')
 
@@ -156,6 +167,8 @@ class LocalizationPipeline:
         camera = camera_pose_in_map(crop, result['offset_en_m'], result['covariance_en_m2'],
                                     float(result['yaw_rad']), yaw_std_rad ** 2)
         base = base_pose_from_camera(camera, cfg.camera_offset)
+        if window is not None and yaw_source == 'rotation_search':
+            node.fusion.yaw_update(stamp_ns, window, base.yaw_rad, base.var_yaw_rad2)
         confidence = float(result['confidence'])
         low = confidence < cfg.min_confidence
         publish_pose = not (low and cfg.low_confidence_policy == 'drop')

@@ -1,5 +1,6 @@
 """The node's sequence filter over DDS: pose is the posterior, pose_single the frame alone,
-odometry in and rejected when bad, the ~/reset service, fusion diagnostics."""
+odometry in and rejected when bad, the ~/reset service, fusion diagnostics, yaw tracking."""
+from dataclasses import dataclass, field, replace
 import math
 
 from geometry_msgs.msg import PoseWithCovarianceStamped, TwistWithCovarianceStamped
@@ -14,7 +15,9 @@ from test_node_harness import (
     en_to_latlon,
     test_image,
     write_geotiff,
+    yaw_of,
 )
+import torch
 
 from geodistill_ros.node.messages import ns_to_stamp
 from geodistill_ros.node.topics import POSE_QOS
@@ -144,3 +147,76 @@ def test_reset_service_restarts_the_filter(ros_isolation, tif):
         values = h.last_diagnostics()
         assert values['fusion_last_reset'] == 'service'
         assert int(values['fusion_resets_total']) == 2
+
+
+@dataclass
+class SearchingLocalizer(ScriptedLocalizer):
+    """A model with a rotation search: it finds the true camera yaw (the first frame's prior
+    in the crop frame plus true_offset_deg, with +-0.5 deg alternating error), clipped to
+    the interval it is asked to search; records each searched half-range."""
+
+    true_offset_deg: float = 4.0
+    estimates_yaw: bool = False
+    yaw_search: str = 'rotation'
+    ranges: list = field(default_factory=list)
+    first_prior_rad: float | None = None
+
+    def localize(self, ground_rgb, satellite_rgb, sat_meters_per_px, *, yaw_prior_rad, K=None,
+                 camera_height_m=None, use_orientation=True, use_yaw_search=True,
+                 yaw_prior_range_deg=None):
+        result = super().localize(ground_rgb, satellite_rgb, sat_meters_per_px,
+                                  yaw_prior_rad=yaw_prior_rad, K=K)
+        if not use_yaw_search:
+            return result
+        if self.first_prior_rad is None:
+            self.first_prior_rad = float(yaw_prior_rad)
+        self.ranges.append(float(yaw_prior_range_deg))
+        error = 0.5 if len(self.ranges) % 2 else -0.5
+        true = self.first_prior_rad + math.radians(self.true_offset_deg + error)
+        half = math.radians(yaw_prior_range_deg)
+        yaw = min(max(true, yaw_prior_rad - half), yaw_prior_rad + half)
+        return replace(result, yaw_rad=torch.tensor([yaw]), yaw_std_rad=torch.tensor([0.02]),
+                       yaw_source='rotation_search')
+
+
+SEARCH = {**FILTER, 'heading_source': 'fixed', 'default_yaw_deg': 10.0,
+          'default_yaw_range_deg': 20.0}
+
+
+def test_yaw_tracking_narrows_the_search_and_the_pose_carries_the_tracked_yaw(ros_isolation,
+                                                                              tif):
+    searching = SearchingLocalizer(offset_en_m=(0.0, 0.0))
+    with FusionHarness(base_overrides(tif, **SEARCH), searching) as h:
+        h.send_camera_info()
+        for k in range(12):
+            pose, single = h.frame(k, (5.0, -3.0))
+        assert searching.ranges[0] == 20.0  # untracked: the prior's range
+        assert 3.0 <= searching.ranges[-1] < 6.0
+        assert all(b <= a + 1e-9 for a, b in zip(searching.ranges[1:], searching.ranges[2:],
+                                                 strict=False))
+        # the tracked yaw averages the +-0.5 deg errors: 14 deg, tighter than one frame
+        assert math.degrees(yaw_of(pose)) == pytest.approx(14.0, abs=0.3)
+        assert abs(math.degrees(yaw_of(single)) - 14.0) == pytest.approx(0.5, abs=0.05)
+        assert pose.pose.covariance[35] < single.pose.covariance[35]
+        values = h.last_diagnostics()
+        assert values['yaw_tracking'] == 'tracking'
+        assert int(values['yaw_updates_total']) == 11 and int(values['yaw_starts_total']) == 1
+        assert float(values['yaw_window_deg']) == pytest.approx(searching.ranges[-1])
+        # ~/reset drops the track too: the next frame searches the prior's range again
+        h.spin_until(lambda: h.reset_client.service_is_ready(), 5.0, 'the reset service')
+        future = h.reset_client.call_async(Trigger.Request())
+        h.spin_until(future.done, 5.0, 'the reset response')
+        h.frame(12, (5.0, -3.0))
+        assert searching.ranges[-1] == 20.0
+
+
+def test_without_yaw_tracking_every_frame_searches_the_prior_range(ros_isolation, tif):
+    searching = SearchingLocalizer(offset_en_m=(0.0, 0.0))
+    overrides = base_overrides(tif, **SEARCH, **{'fusion.yaw_tracking': False})
+    with FusionHarness(overrides, searching) as h:
+        h.send_camera_info()
+        for k in range(4):
+            pose, single = h.frame(k, (5.0, -3.0))
+        assert searching.ranges == [20.0] * 4
+        assert yaw_of(pose) == pytest.approx(yaw_of(single))
+        assert 'yaw_tracking' not in h.last_diagnostics()
