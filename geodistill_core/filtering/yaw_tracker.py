@@ -2,9 +2,9 @@
 
 A vehicle's heading changes by a few degrees between camera frames, so once the rotation
 search has found it, the next frame need not search the whole prior range (the fix
-track's +-20 deg): ``window`` returns a search interval centred on the predicted yaw, its
-half-range ``window_sigmas`` predicted standard deviations (at least ``min_range_deg``,
-at most the prior's range). The search costs about linearly in its candidates, so a
+track's +-20 deg): ``window`` returns a search interval centred on the predicted yaw (not on the frame's prior: a fix-track heading is
+far noisier than the track), its half-range ``window_sigmas`` predicted standard
+deviations (at least ``min_range_deg``, at most the prior's range). The search costs about linearly in its candidates, so a
 narrow window is what keeps the node at its camera rate (bench/bench_node.py, README).
 
 Model (radians, seconds; yaw of base_link in the map frame, 0 = east, CCW):
@@ -20,8 +20,8 @@ Model (radians, seconds; yaw of base_link in the map frame, 0 = east, CCW):
 Robustness: a search result is gated by its normalised innovation (chi-square, 1 dof,
 ``gate_chi2``) and refused when it lies at the edge of a narrowed window (the true yaw is
 probably outside it); ``max_rejections`` refusals in a row, a gap longer than
-``max_gap_s``, stamps going back, a predicted yaw that left the measured prior's range,
-and ``reset()`` drop the track: the next frame searches the prior's whole range again, and
+``max_gap_s``, stamps going back, a predicted yaw more than
+``max_prior_disagreement_deg`` from the frame's measured prior, and ``reset()`` drop the track: the next frame searches the prior's whole range again, and
 the track starts from a search result whose standard deviation is at most
 ``max_start_std_deg``.
 """
@@ -46,6 +46,9 @@ class YawTrackerConfig:
     narrowed window's half-range from its edge is refused. max_rejections: refusals in a
     row that drop the track. max_gap_s: a longer gap between frames drops the track.
     max_start_std_deg: the largest search std that starts a track.
+    max_prior_disagreement_deg: a predicted yaw further than this from the frame's measured
+    prior drops the track (a gross failure; a fix-track prior is noisy, 20-30 deg per frame
+    with a few metres of GNSS noise over 1 s, so this is not the prior's range).
     start_rate_sigma_dps: the yaw rate's std when a track starts (rate unknown).
     """
 
@@ -58,7 +61,8 @@ class YawTrackerConfig:
     edge_fraction: float = 0.1
     max_rejections: int = 3
     max_gap_s: float = 1.0
-    max_start_std_deg: float = 5.0
+    max_start_std_deg: float = 10.0
+    max_prior_disagreement_deg: float = 90.0
     start_rate_sigma_dps: float = 20.0
 
     def __post_init__(self):
@@ -66,6 +70,7 @@ class YawTrackerConfig:
                     'window_sigmas': self.window_sigmas, 'min_range_deg': self.min_range_deg,
                     'gate_chi2': self.gate_chi2, 'max_gap_s': self.max_gap_s,
                     'max_start_std_deg': self.max_start_std_deg,
+                    'max_prior_disagreement_deg': self.max_prior_disagreement_deg,
                     'start_rate_sigma_dps': self.start_rate_sigma_dps}
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -169,7 +174,7 @@ class YawTracker:
             Q = q * np.array([[dt ** 3 / 3, dt ** 2 / 2], [dt ** 2 / 2, dt]])
             x, P = F @ self._x, F @ self._P @ F.T + Q
         offset = _wrap(x[0] - prior_yaw_rad)
-        if abs(offset) > math.radians(prior_range_deg):
+        if abs(offset) > math.radians(self.config.max_prior_disagreement_deg):
             self.reset('left_prior')
             return untracked
         std = math.sqrt(P[0, 0])

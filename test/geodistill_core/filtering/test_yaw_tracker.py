@@ -37,9 +37,9 @@ def test_untracked_window_is_the_prior_and_a_confident_result_starts_the_track()
 
 
 def test_an_uncertain_result_does_not_start_a_track():
-    tracker = YawTracker(YawTrackerConfig(max_start_std_deg=5.0))
+    tracker = YawTracker(YawTrackerConfig(max_start_std_deg=10.0))
     window = tracker.window(0, 0.0, 20.0)
-    assert tracker.update(0, window, 0.1, (8 * DEG) ** 2) == 'too_uncertain'
+    assert tracker.update(0, window, 0.1, (12 * DEG) ** 2) == 'too_uncertain'
     assert not tracker.tracking and tracker.estimate() is None
 
 
@@ -139,7 +139,7 @@ def test_gaps_time_jumps_and_a_track_outside_the_prior_drop_it(case, expected):
     run_frames(tracker, np.zeros(5), np.arange(5) * 100 * MS)
     last = 4 * 100 * MS
     stamp, prior = {'gap': (last + 2_000 * MS, 0.0), 'back': (last - 300 * MS, 0.0),
-                    'prior': (last + 100 * MS, 30 * DEG)}[case]
+                    'prior': (last + 100 * MS, 100 * DEG)}[case]
     window = tracker.window(stamp, prior, 20.0)
     assert window == YawWindow(prior, 20.0, False)
     assert not tracker.tracking and tracker.stats.last_drop == expected
