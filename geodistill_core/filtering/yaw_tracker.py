@@ -2,10 +2,10 @@
 
 A vehicle's heading changes by a few degrees between camera frames, so once the rotation
 search has found it, the next frame need not search the whole prior range (the fix
-track's +-20 deg): ``window`` returns a search interval centred on the predicted yaw (not on the frame's prior: a fix-track heading is
-far noisier than the track), its half-range ``window_sigmas`` predicted standard
-deviations (at least ``min_range_deg``, at most the prior's range). The search costs about linearly in its candidates, so a
-narrow window is what keeps the node at its camera rate (bench/bench_node.py, README).
+track's +-20 deg): ``window`` returns a search interval centred on the predicted yaw (not
+on the frame's prior), its half-range ``window_sigmas`` predicted standard deviations (at
+least ``min_range_deg``, at most the prior's range). The search costs about linearly in
+its candidates, so a narrow window is what keeps the node at its camera rate (README).
 
 Model (radians, seconds; yaw of base_link in the map frame, 0 = east, CCW):
 
@@ -19,11 +19,14 @@ Model (radians, seconds; yaw of base_link in the map frame, 0 = east, CCW):
 
 Robustness: a search result is gated by its normalised innovation (chi-square, 1 dof,
 ``gate_chi2``) and refused when it lies at the edge of a narrowed window (the true yaw is
-probably outside it); ``max_rejections`` refusals in a row, a gap longer than
-``max_gap_s``, stamps going back, a predicted yaw more than
-``max_prior_disagreement_deg`` from the frame's measured prior, and ``reset()`` drop the track: the next frame searches the prior's whole range again, and
-the track starts from a search result whose standard deviation is at most
-``max_start_std_deg``.
+probably outside it). ``max_rejections`` refusals in a row mark the track lost: it is kept
+(the odometry carries it) with its yaw std raised to ``lost_std_deg``, so the next
+windows span the prior's range around the prediction and the next result passes the
+gate. A gap longer than ``max_gap_s``, stamps going back and ``reset()`` drop the track:
+the next frame searches the prior's whole range around the prior, and the track starts
+again from a search result whose standard deviation is at most ``max_start_std_deg``.
+The frame's prior is not used while tracking: a fix-track heading with a few metres of
+GNSS noise over 1 s is off by tens of degrees per frame, far worse than the track.
 """
 from __future__ import annotations
 
@@ -46,9 +49,8 @@ class YawTrackerConfig:
     narrowed window's half-range from its edge is refused. max_rejections: refusals in a
     row that drop the track. max_gap_s: a longer gap between frames drops the track.
     max_start_std_deg: the largest search std that starts a track.
-    max_prior_disagreement_deg: a predicted yaw further than this from the frame's measured
-    prior drops the track (a gross failure; a fix-track prior is noisy, 20-30 deg per frame
-    with a few metres of GNSS noise over 1 s, so this is not the prior's range).
+    lost_std_deg: after max_rejections refusals in a row the track is kept but its yaw std
+    raised to at least this (the window widens to the prior's range around the prediction).
     start_rate_sigma_dps: the yaw rate's std when a track starts (rate unknown).
     """
 
@@ -61,8 +63,8 @@ class YawTrackerConfig:
     edge_fraction: float = 0.1
     max_rejections: int = 3
     max_gap_s: float = 1.0
-    max_start_std_deg: float = 10.0
-    max_prior_disagreement_deg: float = 90.0
+    max_start_std_deg: float = 5.0
+    lost_std_deg: float = 10.0
     start_rate_sigma_dps: float = 20.0
 
     def __post_init__(self):
@@ -70,7 +72,7 @@ class YawTrackerConfig:
                     'window_sigmas': self.window_sigmas, 'min_range_deg': self.min_range_deg,
                     'gate_chi2': self.gate_chi2, 'max_gap_s': self.max_gap_s,
                     'max_start_std_deg': self.max_start_std_deg,
-                    'max_prior_disagreement_deg': self.max_prior_disagreement_deg,
+                    'lost_std_deg': self.lost_std_deg,
                     'start_rate_sigma_dps': self.start_rate_sigma_dps}
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -100,8 +102,8 @@ class YawWindow:
 @dataclass
 class YawTrackerStats:
     counters: dict = field(default_factory=lambda: {
-        'updates': 0, 'rejected_gate': 0, 'rejected_edge': 0, 'starts': 0, 'drops': 0,
-        'odometry': 0})
+        'updates': 0, 'rejected_gate': 0, 'rejected_edge': 0, 'starts': 0, 'lost': 0,
+        'drops': 0, 'odometry': 0})
     last_drop: str = 'none'
 
 
@@ -173,10 +175,6 @@ class YawTracker:
             q = math.radians(self.config.yaw_accel_sigma_dps2) ** 2
             Q = q * np.array([[dt ** 3 / 3, dt ** 2 / 2], [dt ** 2 / 2, dt]])
             x, P = F @ self._x, F @ self._P @ F.T + Q
-        offset = _wrap(x[0] - prior_yaw_rad)
-        if abs(offset) > math.radians(self.config.max_prior_disagreement_deg):
-            self.reset('left_prior')
-            return untracked
         std = math.sqrt(P[0, 0])
         half = min(max(self.config.window_sigmas * math.degrees(std), self.config.min_range_deg),
                    float(prior_range_deg))
@@ -220,11 +218,17 @@ class YawTracker:
 
     # --- internals ------------------------------------------------------------------------
     def _reject(self, reason: str, x: np.ndarray, P: np.ndarray, stamp_ns: int) -> str:
-        """Keep the prediction (coasting) and count; too many in a row drop the track."""
+        """Keep the prediction (coasting) and count; too many in a row mean the track is
+        lost: its yaw and rate become uncertain (the next windows span the prior's range
+        around the prediction, which the odometry keeps carrying through turns)."""
         self.stats.counters[reason] += 1
         self._rejections += 1
         self._x, self._P, self._t_ns = x, P, int(stamp_ns)
         if self._rejections >= self.config.max_rejections:
-            self.reset('rejections')
+            cfg = self.config
+            self._P = np.diag([max(P[0, 0], math.radians(cfg.lost_std_deg) ** 2),
+                               max(P[1, 1], math.radians(cfg.start_rate_sigma_dps) ** 2)])
+            self._rejections = 0
+            self.stats.counters['lost'] += 1
         return reason
 

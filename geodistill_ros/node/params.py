@@ -275,9 +275,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           min_value=0.5, max_value=180.0),
     _spec('fusion.yaw_gate_chi2', 10.83, 'search results whose normalised innovation '
           'squared (1 dof) exceeds this are not fused', min_value=1.0, max_value=1000.0),
-    _spec('fusion.yaw_max_rejections', 3, 'that many refused search results in a row drop '
-          'the track (the next frame searches the prior range)', min_value=1,
-          max_value=1000),
+    _spec('fusion.yaw_max_rejections', 3, 'that many refused search results in a row mark '
+          'the track lost: it widens to the prior range around the predicted yaw (gaps, '
+          'time jumps and ~/reset drop it: the next frame searches around the prior)',
+          min_value=1, max_value=1000),
     _spec('diagnostics_period_s', 1.0, 'period of /diagnostics', min_value=0.05,
           max_value=60.0, read_only=True),
     _spec('warning_throttle_s', 5.0, 'minimum time between two warnings of one kind',
