@@ -116,7 +116,8 @@ YAW_TRACKER_PARAMETERS = {'yaw_tracking': 'enabled',
                           'yaw_window_sigmas': 'window_sigmas',
                           'yaw_min_range_deg': 'min_range_deg',
                           'yaw_gate_chi2': 'gate_chi2',
-                          'yaw_max_rejections': 'max_rejections'}
+                          'yaw_max_rejections': 'max_rejections',
+                          'yaw_max_start_std_deg': 'max_start_std_deg'}
 
 
 def _yaw_tracker_config(values: dict[str, Any]) -> YawTrackerConfig:

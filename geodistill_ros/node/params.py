@@ -279,6 +279,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'the track lost: it widens to the prior range around the predicted yaw (gaps, '
           'time jumps and ~/reset drop it: the next frame searches around the prior)',
           min_value=1, max_value=1000),
+    _spec('fusion.yaw_max_start_std_deg', 5.0, 'a track starts (or restarts after a drop) '
+          'from a search result whose yaw std is at most this (deg)', min_value=0.1,
+          max_value=180.0),
     _spec('diagnostics_period_s', 1.0, 'period of /diagnostics', min_value=0.05,
           max_value=60.0, read_only=True),
     _spec('warning_throttle_s', 5.0, 'minimum time between two warnings of one kind',
