@@ -55,6 +55,7 @@ class NodeFusion:
         self.last_output = None
         self.last_yaw_window: YawWindow | None = None
         self.last_yaw_update = ''
+        self.camera_skipped_yaw = 0
 
     @property
     def active(self) -> bool:
@@ -144,11 +145,20 @@ class NodeFusion:
 
         single: the frame's base pose (yaw used for motion and published with the
         posterior). result: the Localizer result (calibrated heatmap) or None to fuse no
-        camera information this frame (low confidence dropped, fusion.mode 'gnss').
+        camera information this frame (low confidence dropped, fusion.mode 'gnss'); a
+        rotation-search result whose yaw std exceeds fusion.camera_max_search_yaw_std_deg
+        is not fused either (counted: fusion_camera_skipped_yaw_total).
         """
         if self.fusion is None:
             return None
         heatmap = None
+        max_std = math.radians(self.config.camera_max_search_yaw_std_deg)
+        if (result is not None and result.get('yaw_source') == 'rotation_search'
+                and single.var_yaw_rad2 > max_std ** 2):
+            # the search could not pin the yaw: a heatmap at a yaw tens of degrees off is
+            # confidently wrong, and a run of them would pull the belief away
+            result = None
+            self.camera_skipped_yaw += 1
         if result is not None:
             lever = _rot(single.yaw_rad) @ np.array([camera_offset.x_m, camera_offset.y_m])
             heatmap = HeatmapMeasurement(
@@ -176,6 +186,7 @@ class NodeFusion:
             stats = self.fusion.stats
             values = {'fusion': self.config.fusion_mode,
                       'fusion_last_reset': stats.last_reset,
+                      'fusion_camera_skipped_yaw_total': self.camera_skipped_yaw,
                       'fusion_gnss_nis_mean': stats.nis_mean(),
                       **{f'fusion_{k}_total': v for k, v in stats.counters.items()},
                       **{f'odometry_rejected_{k}_total': v

@@ -260,6 +260,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('fusion.late_fix_max_s', 0.5, 'a fix arriving after a later frame is moved '
           'forward by the odometry and fused when at most this late', min_value=0.0,
           max_value=10.0),
+    _spec('fusion.camera_max_search_yaw_std_deg', 180.0, 'frames whose rotation-search yaw '
+          'std exceeds this (deg) are not fused (their heatmap was computed at an uncertain '
+          'yaw); 180 = fuse every frame', min_value=0.1, max_value=180.0),
     _spec('fusion.yaw_tracking', True, 'track the yaw over the drive (a Kalman filter on yaw '
           'and yaw rate fed by the rotation search and the odometry yaw rate): each frame '
           'searches around the predicted yaw instead of the prior\'s whole range (faster; '

@@ -220,3 +220,17 @@ def test_without_yaw_tracking_every_frame_searches_the_prior_range(ros_isolation
         assert searching.ranges == [20.0] * 4
         assert yaw_of(pose) == pytest.approx(yaw_of(single))
         assert 'yaw_tracking' not in h.last_diagnostics()
+
+
+def test_frames_whose_searched_yaw_is_too_uncertain_are_not_fused(ros_isolation, tif):
+    """The search's yaw std (1.1 deg here) above fusion.camera_max_search_yaw_std_deg: the
+    heatmap (3 m east of the fixes) is not fused, the posterior stays on the fixes."""
+    searching = SearchingLocalizer(offset_en_m=(3.0, 0.0), heatmap_sigma_m=0.5)
+    overrides = base_overrides(tif, **SEARCH, **{'fusion.camera_max_search_yaw_std_deg': 0.5})
+    with FusionHarness(overrides, searching) as h:
+        h.send_camera_info()
+        for k in range(5):
+            pose, single = h.frame(k, (5.0, -3.0))
+        assert int(h.last_diagnostics()['fusion_camera_skipped_yaw_total']) == 5
+        assert pose.pose.pose.position.x == pytest.approx(5.0, abs=0.3)
+        assert single.pose.pose.position.x == pytest.approx(8.0, abs=0.3)
