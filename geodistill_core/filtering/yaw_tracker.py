@@ -22,14 +22,18 @@ Robustness: a search result is gated by its normalised innovation (chi-square, 1
 probably outside it). ``max_rejections`` refusals in a row mark the track lost: it is kept
 (the odometry carries it) with its yaw std raised to ``lost_std_deg``, so the next
 windows span the prior's range around the prediction and the next result passes the
-gate. A gap longer than ``max_gap_s``, stamps going back and ``reset()`` drop the track:
+gate. A track whose prediction disagrees with the frames' measured priors on average (circular
+mean over ``prior_check_s`` beyond ``max_prior_disagreement_deg``: a lock on a wrong peak,
+e.g. a street grid 90 deg off), a gap longer than ``max_gap_s``, stamps going back and
+``reset()`` drop the track:
 the next frame searches the prior's whole range around the prior, and the track starts
 again from a search result whose standard deviation is at most ``max_start_std_deg``.
-The frame's prior is not used while tracking: a fix-track heading with a few metres of
-GNSS noise over 1 s is off by tens of degrees per frame, far worse than the track.
+Otherwise a frame's prior does not move the window: a fix-track heading with a few metres
+of GNSS noise over 1 s is off by tens of degrees per frame, far worse than the track.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 import math
 
@@ -51,6 +55,11 @@ class YawTrackerConfig:
     max_start_std_deg: the largest search std that starts a track.
     lost_std_deg: after max_rejections refusals in a row the track is kept but its yaw std
     raised to at least this (the window widens to the prior's range around the prediction).
+    prior_check_s, max_prior_disagreement_deg, prior_check_min_frames: the circular mean of
+    (prior - predicted yaw) over the last prior_check_s seconds (at least that many frames,
+    measured priors only: range < 90 deg) beyond this drops the track (a lock on a wrong
+    peak, e.g. a street grid 90 deg off; one fix-track prior is tens of degrees off, its
+    mean over seconds is not).
     start_rate_sigma_dps: the yaw rate's std when a track starts (rate unknown).
     """
 
@@ -65,6 +74,9 @@ class YawTrackerConfig:
     max_gap_s: float = 1.0
     max_start_std_deg: float = 5.0
     lost_std_deg: float = 10.0
+    prior_check_s: float = 5.0
+    max_prior_disagreement_deg: float = 45.0
+    prior_check_min_frames: int = 20
     start_rate_sigma_dps: float = 20.0
 
     def __post_init__(self):
@@ -73,6 +85,8 @@ class YawTrackerConfig:
                     'gate_chi2': self.gate_chi2, 'max_gap_s': self.max_gap_s,
                     'max_start_std_deg': self.max_start_std_deg,
                     'lost_std_deg': self.lost_std_deg,
+                    'prior_check_s': self.prior_check_s,
+                    'max_prior_disagreement_deg': self.max_prior_disagreement_deg,
                     'start_rate_sigma_dps': self.start_rate_sigma_dps}
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -83,6 +97,9 @@ class YawTrackerConfig:
         if not 0.0 <= self.edge_fraction < 0.5:
             raise ValueError(f'yaw tracker edge_fraction must be in [0, 0.5), got '
                              f'{self.edge_fraction!r}')
+        if self.prior_check_min_frames < 1:
+            raise ValueError(f'yaw tracker prior_check_min_frames must be >= 1, got '
+                             f'{self.prior_check_min_frames!r}')
         if self.max_rejections < 1:
             raise ValueError(f'yaw tracker max_rejections must be >= 1, got '
                              f'{self.max_rejections!r}')
@@ -122,6 +139,7 @@ class YawTracker:
         self._t_ns: int | None = None
         self._rejections = 0
         self._predicted: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._disagreements: deque = deque()  # (stamp_ns, prior - predicted yaw) rad
 
     @property
     def tracking(self) -> bool:
@@ -139,6 +157,7 @@ class YawTracker:
             self.stats.last_drop = reason
         self._x = self._P = self._t_ns = self._predicted = None
         self._rejections = 0
+        self._disagreements.clear()
 
     def estimate(self) -> tuple[float, float] | None:
         """(yaw rad, variance rad^2) after the last update, None untracked."""
@@ -175,6 +194,10 @@ class YawTracker:
             q = math.radians(self.config.yaw_accel_sigma_dps2) ** 2
             Q = q * np.array([[dt ** 3 / 3, dt ** 2 / 2], [dt ** 2 / 2, dt]])
             x, P = F @ self._x, F @ self._P @ F.T + Q
+        if prior_range_deg < 90.0 and self._prior_disagrees(int(stamp_ns),
+                                                            _wrap(prior_yaw_rad - x[0])):
+            self.reset('prior_disagrees')
+            return untracked
         std = math.sqrt(P[0, 0])
         half = min(max(self.config.window_sigmas * math.degrees(std), self.config.min_range_deg),
                    float(prior_range_deg))
@@ -217,6 +240,20 @@ class YawTracker:
         return 'fused'
 
     # --- internals ------------------------------------------------------------------------
+    def _prior_disagrees(self, stamp_ns: int, difference_rad: float) -> bool:
+        """Add a frame's (prior - prediction); whether their circular mean over the last
+        prior_check_s seconds exceeds max_prior_disagreement_deg."""
+        cfg = self.config
+        window = self._disagreements
+        window.append((stamp_ns, difference_rad))
+        while window and stamp_ns - window[0][0] > cfg.prior_check_s * 1e9:
+            window.popleft()
+        if len(window) < cfg.prior_check_min_frames:
+            return False
+        mean = math.atan2(sum(math.sin(d) for _, d in window),
+                          sum(math.cos(d) for _, d in window))
+        return abs(mean) > math.radians(cfg.max_prior_disagreement_deg)
+
     def _reject(self, reason: str, x: np.ndarray, P: np.ndarray, stamp_ns: int) -> str:
         """Keep the prediction (coasting) and count; too many in a row mean the track is
         lost: its yaw and rate become uncertain (the next windows span the prior's range

@@ -185,3 +185,23 @@ def test_non_finite_results_are_refused_without_touching_the_track():
 def test_config_refuses_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         YawTrackerConfig(**{field: value})
+
+
+def test_a_lock_on_a_wrong_peak_is_dropped_by_the_priors_mean():
+    """Search results 90 deg off (a street grid) keep a track going, but the fix-track
+    priors (true heading + 30 deg noise) disagree on average: dropped within
+    prior_check_s; on the true heading the same noisy priors never drop it."""
+    rng = np.random.default_rng(4)
+    stamps = np.arange(100) * 100 * MS
+    priors = np.radians(rng.normal(0.0, 30.0, 100))
+    for offset_deg, dropped in ((90.0, True), (0.0, False)):
+        tracker = YawTracker(YawTrackerConfig(prior_check_s=5.0, max_prior_disagreement_deg=45))
+        for t, prior in zip(stamps, priors, strict=True):
+            window = tracker.window(t, prior, 20.0)
+            tracker.update(t, window, math.radians(offset_deg + rng.normal(0, 0.5)),
+                           (0.5 * DEG) ** 2)
+            if tracker.stats.counters['drops']:
+                break
+        assert (tracker.stats.last_drop == 'prior_disagrees') == dropped
+        if dropped:
+            assert t <= 3_000 * MS  # the first check after 20 frames already says so
