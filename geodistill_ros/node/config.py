@@ -118,7 +118,8 @@ YAW_TRACKER_PARAMETERS = {'yaw_tracking': 'enabled',
                           'yaw_min_range_deg': 'min_range_deg',
                           'yaw_gate_chi2': 'gate_chi2',
                           'yaw_max_rejections': 'max_rejections',
-                          'yaw_max_start_std_deg': 'max_start_std_deg'}
+                          'yaw_max_start_std_deg': 'max_start_std_deg',
+                          'yaw_search_every': 'search_every'}
 
 
 def _yaw_tracker_config(values: dict[str, Any]) -> YawTrackerConfig:

@@ -130,6 +130,13 @@ class NodeFusion:
         self.last_yaw_window = window
         return window
 
+    def yaw_search_due(self, window: YawWindow) -> bool:
+        """Whether this frame runs the rotation search (else it takes the tracked yaw)."""
+        if self.yaw is None:
+            return True
+        with self._lock:
+            return self.yaw.search_due(window)
+
     def yaw_update(self, stamp_ns: int, window: YawWindow, yaw_rad: float,
                    var_yaw_rad2: float) -> str:
         """The search's base_frame yaw and variance for the frame of ``window``."""

@@ -282,6 +282,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'the track lost: it widens to the prior range around the predicted yaw (gaps, '
           'time jumps and ~/reset drop it: the next frame searches around the prior)',
           min_value=1, max_value=1000),
+    _spec('fusion.yaw_search_every', 1, 'while the yaw track is confident (window at '
+          'fusion.yaw_min_range_deg) run the rotation search on every N-th frame only; the '
+          'others are localized at the tracked yaw (yaw_source yaw_tracker): N x fewer '
+          'searches', min_value=1, max_value=100),
     _spec('fusion.yaw_max_start_std_deg', 5.0, 'a track starts (or restarts after a drop) '
           'from a search result whose yaw std is at most this (deg)', min_value=0.1,
           max_value=180.0),

@@ -133,10 +133,13 @@ class LocalizationPipeline:
             # an INS heading: the search would only blur it; an unknown heading: a search
             # over the whole circle costs seconds per frame
             kwargs['use_yaw_search'] = False
-        window = None
+        window, tracked_yaw = None, False
         if self._searches and kwargs.get('use_yaw_search', True) and node.fusion.tracks_yaw:
-            # the yaw tracker narrows the search around the predicted yaw
+            # the yaw tracker narrows the search around the predicted yaw, and while it is
+            # confident skips the search on all but every fusion.yaw_search_every-th frame
             window = node.fusion.yaw_window(stamp_ns, prior.yaw_rad, prior.range_deg)
+            if not node.fusion.yaw_search_due(window):
+                kwargs['use_yaw_search'], tracked_yaw = False, True
         search_yaw, search_range = ((window.centre_rad, window.range_deg) if window is not None
                                     else (prior.yaw_rad, prior.range_deg))
         if self._pass_range:
@@ -157,7 +160,9 @@ class LocalizationPipeline:
         yaw_std_rad = float(result['yaw_std_rad'])
         yaw_source = result.get('yaw_source') or ('orientation_model' if self._estimates_yaw
                                                   else 'prior')
-        if yaw_source == 'prior':  # the yaw is the prior: publish the prior's spread
+        if tracked_yaw:  # the localizer ran at the tracker's predicted yaw
+            yaw_source, yaw_std_rad = 'yaw_tracker', float(window.predicted_std_rad)
+        elif yaw_source == 'prior':  # the yaw is the prior: publish the prior's spread
             yaw_std_rad = max(yaw_std_rad, prior_std_rad(prior.range_deg))
             if prior.source == 'fixed' and prior.range_deg > 0.0:
                 node.warn_throttled('no_heading', 'no heading for this frame and the model '

@@ -205,3 +205,21 @@ def test_a_lock_on_a_wrong_peak_is_dropped_by_the_priors_mean():
         assert (tracker.stats.last_drop == 'prior_disagrees') == dropped
         if dropped:
             assert t <= 3_000 * MS  # the first check after 20 frames already says so
+
+
+def test_a_confident_track_searches_every_nth_frame():
+    tracker = YawTracker(YawTrackerConfig(search_every=3, min_range_deg=3.0))
+    assert tracker.search_due(tracker.window(0, 0.0, 20.0))  # untracked: always
+    tracker.update(0, YawWindow(0.0, 20.0, False), 0.0, (0.5 * DEG) ** 2)
+    due = []
+    for k in range(1, 40):
+        window = tracker.window(k * 100 * MS, 0.0, 20.0, (0.0, (0.01 * DEG) ** 2))
+        searched = tracker.search_due(window)
+        due.append((window.range_deg <= 3.0 + 1e-9, searched))
+        if searched:
+            tracker.update(k * 100 * MS, window, 0.0, (0.5 * DEG) ** 2)
+    assert all(searched for confident, searched in due if not confident)
+    confident_run = [searched for confident, searched in due if confident]
+    assert len(confident_run) > 20
+    assert sum(confident_run) == pytest.approx(len(confident_run) / 3, abs=1)
+    assert tracker.stats.counters['unsearched'] == len(confident_run) - sum(confident_run)

@@ -234,3 +234,18 @@ def test_frames_whose_searched_yaw_is_too_uncertain_are_not_fused(ros_isolation,
         assert int(h.last_diagnostics()['fusion_camera_skipped_yaw_total']) == 5
         assert pose.pose.pose.position.x == pytest.approx(5.0, abs=0.3)
         assert single.pose.pose.position.x == pytest.approx(8.0, abs=0.3)
+
+
+def test_a_confident_yaw_track_searches_every_nth_frame_only(ros_isolation, tif):
+    searching = SearchingLocalizer(offset_en_m=(0.0, 0.0))
+    overrides = base_overrides(tif, **SEARCH, **{'fusion.yaw_search_every': 2})
+    with FusionHarness(overrides, searching) as h:
+        h.send_camera_info()
+        for k in range(16):
+            pose, single = h.frame(k, (5.0, -3.0))
+        values = h.last_diagnostics()
+        unsearched = int(values.get('yaw_source_yaw_tracker_total', 0))
+        assert unsearched >= 3 and unsearched + len(searching.ranges) == 16
+        assert int(values['yaw_unsearched_total']) == unsearched
+        # a frame at the tracked yaw publishes it with the track's predicted spread
+        assert math.degrees(yaw_of(pose)) == pytest.approx(14.0, abs=0.5)
