@@ -84,7 +84,7 @@ class YawTrackerConfig:
     prior_check_s: float = 5.0
     max_prior_disagreement_deg: float = 45.0
     prior_check_min_frames: int = 20
-    search_every: int = 1
+    search_every: int = 2
     start_rate_sigma_dps: float = 20.0
 
     def __post_init__(self):

@@ -282,7 +282,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'the track lost: it widens to the prior range around the predicted yaw (gaps, '
           'time jumps and ~/reset drop it: the next frame searches around the prior)',
           min_value=1, max_value=1000),
-    _spec('fusion.yaw_search_every', 1, 'while the yaw track is confident (window at '
+    _spec('fusion.yaw_search_every', 2, 'while the yaw track is confident (window at '
           'fusion.yaw_min_range_deg) run the rotation search on every N-th frame only; the '
           'others are localized at the tracked yaw (yaw_source yaw_tracker): N x fewer '
           'searches', min_value=1, max_value=100),

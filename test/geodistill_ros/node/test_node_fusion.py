@@ -180,7 +180,7 @@ class SearchingLocalizer(ScriptedLocalizer):
 
 
 SEARCH = {**FILTER, 'heading_source': 'fixed', 'default_yaw_deg': 10.0,
-          'default_yaw_range_deg': 20.0}
+          'default_yaw_range_deg': 20.0, 'fusion.yaw_search_every': 1}
 
 
 def test_yaw_tracking_narrows_the_search_and_the_pose_carries_the_tracked_yaw(ros_isolation,
@@ -238,7 +238,7 @@ def test_frames_whose_searched_yaw_is_too_uncertain_are_not_fused(ros_isolation,
 
 def test_a_confident_yaw_track_searches_every_nth_frame_only(ros_isolation, tif):
     searching = SearchingLocalizer(offset_en_m=(0.0, 0.0))
-    overrides = base_overrides(tif, **SEARCH, **{'fusion.yaw_search_every': 2})
+    overrides = base_overrides(tif, **{**SEARCH, 'fusion.yaw_search_every': 2})
     with FusionHarness(overrides, searching) as h:
         h.send_camera_info()
         for k in range(16):
