@@ -101,7 +101,8 @@ class FusionOutput:
     motion ('odometry' | 'track' | 'random_walk' | 'none'), camera_outlier_prob: the
     posterior probability that the frame's heatmap was an outlier (None without one),
     fixes_fused / fixes_gated during this step, reset: the reason when the belief restarted
-    at this step ('' otherwise)."""
+    at this step ('' otherwise), belief_before_camera: the belief just before the frame's
+    heatmap was fused (None when none was): what predicts the frame's own estimate."""
 
     stamp_ns: int
     mean_xy_m: np.ndarray
@@ -112,6 +113,7 @@ class FusionOutput:
     fixes_fused: int
     fixes_gated: int
     reset: str = ''
+    belief_before_camera: GridEstimate | None = None
 
 
 @dataclass
@@ -222,12 +224,13 @@ class SequenceFusion:
                 return self.step(stamp_ns, yaw_rad, heatmap)
         if stamp_ns > self._t_ns:
             motion = self._predict(stamp_ns, yaw_rad)
-        outlier = None
+        outlier = before = None
         if stamp_ns == self._last_frame_ns:
             heatmap = None  # the same frame again (a resent image): fused once only
         self._last_frame_ns = stamp_ns
         if heatmap is not None and cfg.mode == 'filter':
             # the first frame after a (re)start has no earlier frame to correlate with
+            before = None if reset else self.grid.estimate()
             outlier = self._fuse_heatmap(heatmap, 1.0 if reset else cfg.camera_weight)
         est = self.grid.estimate()
         if self.grid.recentre(mean_xy_m=est.mean_xy_m):
@@ -235,7 +238,7 @@ class SequenceFusion:
         self._yaw_rad = yaw_rad
         self.stats.counters['frames'] += 1
         return FusionOutput(stamp_ns, est.mean_xy_m, est.cov_xy_m2, est.bias_xy_m, motion,
-                            outlier, fused, gated, reset)
+                            outlier, fused, gated, reset, before)
 
     def estimate(self) -> GridEstimate:
         return self.grid.estimate()

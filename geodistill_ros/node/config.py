@@ -74,6 +74,7 @@ class NodeConfig:
     fusion: FusionConfig = FusionConfig()
     yaw_tracker: YawTrackerConfig = YawTrackerConfig()
     camera_max_search_yaw_std_deg: float = 180.0
+    single_covariance_adapt: bool = True
     odometry_input: str = 'twist'
     odometry_sigma_mps: float = 0.1
     odometry_yaw_rate_sigma_rps: float = 0.01
@@ -183,6 +184,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         fusion_mode=v['fusion.mode'], fusion=_fusion_config(v),
         yaw_tracker=_yaw_tracker_config(v),
         camera_max_search_yaw_std_deg=v['fusion.camera_max_search_yaw_std_deg'],
+        single_covariance_adapt=v['fusion.single_covariance_adapt'],
         odometry_input=v['fusion.odometry'], odometry_sigma_mps=v['fusion.odometry_sigma_mps'],
         odometry_yaw_rate_sigma_rps=v['fusion.odometry_yaw_rate_sigma_rps'],
         warning_throttle_s=v['warning_throttle_s'])

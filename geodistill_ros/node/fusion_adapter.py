@@ -25,7 +25,9 @@ import threading
 import numpy as np
 
 from geodistill_core.filtering import (
+    CovarianceScaleConfig,
     HeatmapMeasurement,
+    InnovationScale,
     SequenceFusion,
     TwistSample,
     YawTracker,
@@ -56,6 +58,8 @@ class NodeFusion:
         self.last_yaw_window: YawWindow | None = None
         self.last_yaw_update = ''
         self.camera_skipped_yaw = 0
+        self.single_scale = (InnovationScale(CovarianceScaleConfig(
+            enabled=config.single_covariance_adapt)) if self.fusion is not None else None)
 
     @property
     def active(self) -> bool:
@@ -182,8 +186,21 @@ class NodeFusion:
         self.last_output = out
         if out is None:
             return None
+        before = out.belief_before_camera
+        if heatmap is not None and before is not None and self.single_scale is not None:
+            with self._lock:
+                self.single_scale.add((single.x_m, single.y_m), single.cov_xy_m2,
+                                      before.mean_xy_m, before.cov_xy_m2)
         return PlanarPose(float(out.mean_xy_m[0]), float(out.mean_xy_m[1]), yaw,
                           np.array(out.cov_xy_m2), var_yaw)
+
+    def single_covariance_scale(self) -> float:
+        """The factor on the published single-frame covariance (1 without the filter or
+        while too few innovations are in)."""
+        if self.single_scale is None:
+            return 1.0
+        with self._lock:
+            return self.single_scale.scale()
 
     def diagnostics(self) -> dict:
         """Key -> value for /diagnostics (filter state, gating, innovations, odometry)."""
@@ -194,6 +211,8 @@ class NodeFusion:
             values = {'fusion': self.config.fusion_mode,
                       'fusion_last_reset': stats.last_reset,
                       'fusion_camera_skipped_yaw_total': self.camera_skipped_yaw,
+                      'single_covariance_scale': self.single_scale.scale(),
+                      'single_covariance_innovations': self.single_scale.frames,
                       'fusion_gnss_nis_mean': stats.nis_mean(),
                       **{f'fusion_{k}_total': v for k, v in stats.counters.items()},
                       **{f'odometry_rejected_{k}_total': v

@@ -263,6 +263,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('fusion.camera_max_search_yaw_std_deg', 180.0, 'frames whose rotation-search yaw '
           'std exceeds this (deg) are not fused (their heatmap was computed at an uncertain '
           'yaw); 180 = fuse every frame', min_value=0.1, max_value=180.0),
+    _spec('fusion.single_covariance_adapt', True, 'scale the published single-frame '
+          'covariance (pose_single) so that its innovations against the filter\'s belief '
+          'have a mean NIS of 2 (label-free, the last 300 frames; diagnostics '
+          'single_covariance_scale); false: the checkpoint calibration\'s scale alone'),
     _spec('fusion.yaw_tracking', True, 'track the yaw over the drive (a Kalman filter on yaw '
           'and yaw rate fed by the rotation search and the odometry yaw rate): each frame '
           'searches around the predicted yaw instead of the prior\'s whole range (faster; '

@@ -12,7 +12,7 @@ filter): ``pose`` is the posterior, ``pose_single`` the frame alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 import time
 
@@ -185,6 +185,10 @@ class LocalizationPipeline:
         single = base if publish_pose else None
         fused = node.fusion.step(stamp_ns, base, crop, result if publish_pose else None,
                                  cfg.camera_offset) if node.fusion.active else None
+        if single is not None and node.fusion.active:
+            # the deployment's own covariance scale (fusion.single_covariance_adapt)
+            scale = node.fusion.single_covariance_scale()
+            single = replace(single, cov_xy_m2=single.cov_xy_m2 * scale)
         lap('fusion')
         node.io.publish(stamp_ns, fused if fused is not None else single, single, z_base, fix,
                         crop, result)

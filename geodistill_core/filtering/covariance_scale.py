@@ -1,0 +1,115 @@
+"""Online scale of the single-frame covariance from the filter's innovations (label-free).
+
+A calibration fitted on validation drives gives one covariance scale for all deployments,
+but how well a model's heatmap spread matches its error depends on the city (the pinhole
+model's validation drives alone range from NEES 0.42 to 2.15 with one pooled scale). Each
+deployment can measure it without ground truth: before a frame's heatmap is fused, the
+filter's belief (mean m, covariance P, from fixes, odometry and earlier frames) predicts
+the frame's estimate x with covariance k C + P, C being the frame's calibrated covariance.
+``InnovationScale`` keeps the last ``window`` innovations nu = x - m and returns the k whose
+mean normalised innovation squared, mean(nu^T (k C + P)^-1 nu), equals ``target_nis`` (2
+for a consistent 2-D estimate), clamped to [min_scale, max_scale]; 1 until ``min_frames``
+innovations are in (the calibration's own scale then stands alone).
+
+Caveats, measured in the README: consecutive frames of one street make correlated errors,
+which the belief has partly absorbed, so innovations can understate the error; outlier
+frames dominate a mean. The scale multiplies what the node publishes as the single-frame
+covariance (``pose_single``); the filter itself uses the heatmaps, not this covariance.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+import math
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CovarianceScaleConfig:
+    """enabled; window: innovations kept; min_frames: needed before adapting; target_nis:
+    mean NIS aimed at; min_scale, max_scale: clamp of k."""
+
+    enabled: bool = True
+    window: int = 300
+    min_frames: int = 30
+    target_nis: float = 2.0
+    min_scale: float = 0.05
+    max_scale: float = 20.0
+
+    def __post_init__(self):
+        if self.window < 1 or not 1 <= self.min_frames <= self.window:
+            raise ValueError(f'covariance scale needs 1 <= min_frames <= window, got '
+                             f'{self.min_frames}, {self.window}')
+        values = (self.target_nis, self.min_scale, self.max_scale)
+        if not (all(math.isfinite(v) and v > 0 for v in values)
+                and self.min_scale <= 1.0 <= self.max_scale):
+            raise ValueError(f'covariance scale needs target_nis > 0 and 0 < min_scale <= 1 <= '
+                             f'max_scale, got {values}')
+
+
+def _mean_nis(scale: float, nu: np.ndarray, C: np.ndarray, P: np.ndarray) -> float:
+    """mean over frames of nu^T (scale C + P)^-1 nu; nu (N, 2), C and P (N, 2, 2)."""
+    S = scale * C + P
+    a, b, d = S[:, 0, 0], 0.5 * (S[:, 0, 1] + S[:, 1, 0]), S[:, 1, 1]
+    det = a * d - b * b
+    x, y = nu[:, 0], nu[:, 1]
+    return float(np.mean((d * x * x - 2 * b * x * y + a * y * y) / det))
+
+
+class InnovationScale:
+    """The scale of the module doc for one vehicle (not thread-safe: the caller locks)."""
+
+    def __init__(self, config: CovarianceScaleConfig = CovarianceScaleConfig()):
+        self.config = config
+        self._frames: deque = deque(maxlen=config.window)
+        self._scale = 1.0
+
+    @property
+    def frames(self) -> int:
+        return len(self._frames)
+
+    def reset(self) -> None:
+        self._frames.clear()
+        self._scale = 1.0
+
+    def add(self, estimate_xy_m, cov_xy_m2, belief_xy_m, belief_cov_xy_m2) -> bool:
+        """One frame's estimate and covariance (before scaling) against the belief that
+        predicts it; False (ignored) for non-finite or non-positive-definite input."""
+        nu = np.asarray(estimate_xy_m, np.float64).reshape(2) - np.asarray(
+            belief_xy_m, np.float64).reshape(2)
+        C = np.asarray(cov_xy_m2, np.float64).reshape(2, 2)
+        P = np.asarray(belief_cov_xy_m2, np.float64).reshape(2, 2)
+        if not (np.isfinite(nu).all() and np.isfinite(C).all() and np.isfinite(P).all()):
+            return False
+        if np.linalg.eigvalsh(0.5 * (C + C.T))[0] <= 0 or np.linalg.eigvalsh(
+                0.5 * (P + P.T))[0] < 0:
+            return False
+        self._frames.append((nu, C, P))
+        if self.config.enabled and len(self._frames) >= self.config.min_frames:
+            self._scale = self._solve()
+        return True
+
+    def scale(self) -> float:
+        """The current k (1 while fewer than min_frames innovations are in)."""
+        return self._scale if self.config.enabled else 1.0
+
+    def _solve(self) -> float:
+        """k with mean NIS = target (the mean NIS falls monotonically in k), by bisection
+        on log k inside [min_scale, max_scale]."""
+        cfg = self.config
+        nu = np.stack([f[0] for f in self._frames])
+        C = np.stack([f[1] for f in self._frames])
+        P = np.stack([f[2] for f in self._frames])
+        lo, hi = math.log(cfg.min_scale), math.log(cfg.max_scale)
+        if _mean_nis(math.exp(lo), nu, C, P) <= cfg.target_nis:
+            return cfg.min_scale
+        if _mean_nis(math.exp(hi), nu, C, P) >= cfg.target_nis:
+            return cfg.max_scale
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            if _mean_nis(math.exp(mid), nu, C, P) > cfg.target_nis:
+                lo = mid
+            else:
+                hi = mid
+        return math.exp(0.5 * (lo + hi))
