@@ -30,8 +30,8 @@ from geodistill_core.filtering.sequence import (
 )
 from geodistill_core.filtering.yaw_tracker import YawTracker, YawTrackerConfig, YawWindow
 
-__all__ = ['CALIBRATION_KEY', 'CovarianceScaleConfig', 'FusionConfig', 'FusionOutput', 'GnssErrorModel',
-           'GridEstimate', 'GridFilter', 'HeatmapCalibration', 'HeatmapMeasurement',
-           'InnovationScale', 'SequenceFusion', 'TwistSample', 'YawTracker', 'YawTrackerConfig', 'YawWindow',
-           'calibration_from_record', 'integrate_twist', 'integrate_yaw_rate',
-           'track_velocity']
+__all__ = ['CALIBRATION_KEY', 'CovarianceScaleConfig', 'FusionConfig', 'FusionOutput',
+           'GnssErrorModel', 'GridEstimate', 'GridFilter', 'HeatmapCalibration',
+           'HeatmapMeasurement', 'InnovationScale', 'SequenceFusion', 'TwistSample',
+           'YawTracker', 'YawTrackerConfig', 'YawWindow', 'calibration_from_record',
+           'integrate_twist', 'integrate_yaw_rate', 'track_velocity']
