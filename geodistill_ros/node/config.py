@@ -75,6 +75,7 @@ class NodeConfig:
     yaw_tracker: YawTrackerConfig = YawTrackerConfig()
     camera_max_search_yaw_std_deg: float = 180.0
     single_covariance_adapt: bool = True
+    single_covariance_target_nis: float = 2.0
     odometry_input: str = 'twist'
     odometry_sigma_mps: float = 0.1
     odometry_yaw_rate_sigma_rps: float = 0.01
@@ -185,6 +186,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         yaw_tracker=_yaw_tracker_config(v),
         camera_max_search_yaw_std_deg=v['fusion.camera_max_search_yaw_std_deg'],
         single_covariance_adapt=v['fusion.single_covariance_adapt'],
+        single_covariance_target_nis=v['fusion.single_covariance_target_nis'],
         odometry_input=v['fusion.odometry'], odometry_sigma_mps=v['fusion.odometry_sigma_mps'],
         odometry_yaw_rate_sigma_rps=v['fusion.odometry_yaw_rate_sigma_rps'],
         warning_throttle_s=v['warning_throttle_s'])

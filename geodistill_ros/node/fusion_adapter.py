@@ -59,7 +59,9 @@ class NodeFusion:
         self.last_yaw_update = ''
         self.camera_skipped_yaw = 0
         self.single_scale = (InnovationScale(CovarianceScaleConfig(
-            enabled=config.single_covariance_adapt)) if self.fusion is not None else None)
+            enabled=config.single_covariance_adapt,
+            target_nis=config.single_covariance_target_nis))
+            if self.fusion is not None else None)
 
     @property
     def active(self) -> bool:
