@@ -75,7 +75,7 @@ class NodeConfig:
     yaw_tracker: YawTrackerConfig = YawTrackerConfig()
     camera_max_search_yaw_std_deg: float = 180.0
     single_covariance_adapt: bool = True
-    single_covariance_target_nis: float = 2.0
+    single_covariance_target_nis: float = 1.2
     odometry_input: str = 'twist'
     odometry_sigma_mps: float = 0.1
     odometry_yaw_rate_sigma_rps: float = 0.01
