@@ -185,7 +185,8 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         fusion_mode=v['fusion.mode'], fusion=_fusion_config(v),
         yaw_tracker=_yaw_tracker_config(v),
         camera_max_search_yaw_std_deg=v['fusion.camera_max_search_yaw_std_deg'],
-        single_covariance_adapt=v['fusion.single_covariance_adapt'],
+        single_covariance_adapt=(v['fusion.single_covariance_adapt'] == 'true' or (
+            v['fusion.single_covariance_adapt'] == 'auto' and v['camera_model'] == 'pinhole')),
         single_covariance_target_nis=v['fusion.single_covariance_target_nis'],
         odometry_input=v['fusion.odometry'], odometry_sigma_mps=v['fusion.odometry_sigma_mps'],
         odometry_yaw_rate_sigma_rps=v['fusion.odometry_yaw_rate_sigma_rps'],
