@@ -106,7 +106,7 @@ class InnovationScale:
             return cfg.min_scale
         if _mean_nis(math.exp(hi), nu, C, P) >= cfg.target_nis:
             return cfg.max_scale
-        for _ in range(40):
+        for _ in range(20):  # log k to 6 / 2^20: k to 6e-6 relative
             mid = 0.5 * (lo + hi)
             if _mean_nis(math.exp(mid), nu, C, P) > cfg.target_nis:
                 lo = mid
