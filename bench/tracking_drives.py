@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Replay drives offline with node-parameter variants: the yaw tracker without an INS
+heading, and the single-frame covariance's innovation scale (README 'Without an INS
+heading', 'Fusing over time').
+
+    python bench/tracking_drives.py yaw --drives validation|bench [--variants off on every2]
+    python bench/tracking_drives.py scale --drives validation|bench [--camera pinhole]
+        [--targets 1.2 off]
+
+Drives: 'validation' = the calibration's four validation drives (outputs/fusion/calib_<camera>,
+train/calibrate.py's synthetic preset, seed 1000; where the settings are chosen), 'bench' =
+the five drives of bench/bench_fusion.py (outputs/bench_fusion, run it first; never used to
+choose). 'yaw' replays with the fix-track heading (no heading topic); 'scale' with the
+heading topic and the benchmark's heading noise. One thread; every frame processed; prints
+one JSON line per run and writes them to --out (default bench/results/tracking_<mode>_
+<drives>.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+ROOT = Path(__file__).resolve().parents[1]
+YAW_VARIANTS = {'off': {'fusion.yaw_tracking': False},
+                'on': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 1},
+                'every2': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 2},
+                'every3': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 3},
+                'cam8': {'fusion.yaw_tracking': True,
+                         'fusion.camera_max_search_yaw_std_deg': 8.0}}
+# bench_fusion's heading noise (deg) and seed per drive
+BENCH_HEADING = {'demo': (0.0, 0), 's1': (3.0, 1), 's2': (3.0, 2), 's3': (3.0, 3),
+                 's4': (2.0, 4)}
+
+
+def drives(which: str, camera: str) -> list[tuple[str, Path, Path, float, int]]:
+    """(name, bag, map, heading noise deg, seed) per drive."""
+    if which == 'validation':
+        from geodistill_ros.replay.validation_drives import validation_drives
+        return [(d.city, d.bag, d.map_path, 0.0, 0)
+                for d in validation_drives(ROOT / 'outputs' / 'fusion' / f'calib_{camera}', camera)]
+    out = []
+    for name, (noise, seed) in BENCH_HEADING.items():
+        folder = ROOT / 'outputs' / 'bench_fusion' / f'{camera}_{name}'
+        maps = sorted((folder / 'data').rglob('*.tif'))
+        if not maps:
+            raise SystemExit(f'{folder}: no drive; run python bench/bench_fusion.py first')
+        out.append((name, folder / 'bag', maps[0], noise, seed))
+    return out
+
+
+def summary(report: dict) -> dict:
+    single = report['metrics_single_frame']
+    return {'frames': report['frames']['outputs'],
+            'node_latency_p50_ms': report['timing']['node_latency_ms'].get('p50'),
+            'gnss_mean_m': report['metrics']['gnss']['position']['mean'],
+            'published_mean_m': report['metrics']['position']['mean'],
+            'single_mean_m': single['position']['mean'],
+            'published_yaw': report['metrics'].get('yaw'), 'single_yaw': single.get('yaw'),
+            'published_consistency': report['metrics']['consistency'],
+            'single_consistency': single['consistency'],
+            'diagnostics': {k: v for k, v in (report.get('fusion') or {}).items()
+                            if k.startswith(('yaw', 'single_covariance'))}}
+
+
+def main(args=None) -> Path:
+    import torch
+
+    from geodistill_ros.replay.evaluate import ReplayConfig, replay
+    torch.set_num_threads(1)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('mode', choices=('yaw', 'scale'))
+    p.add_argument('--drives', choices=('validation', 'bench'), default='validation')
+    p.add_argument('--camera', choices=('pinhole', 'panorama'), default='pinhole')
+    p.add_argument('--variants', nargs='+', choices=sorted(YAW_VARIANTS),
+                   default=['off', 'every2'])
+    p.add_argument('--targets', nargs='+', default=['1.2', 'off'],
+                   help="mode scale: target mean NIS values, 'off' = no scale")
+    p.add_argument('--out', type=Path, default=None)
+    p.add_argument('--work', type=Path, default=ROOT / 'outputs' / 'tracking_drives')
+    ns = p.parse_args(args)
+    if ns.mode == 'yaw':
+        runs = {v: YAW_VARIANTS[v] for v in ns.variants}
+    else:
+        runs = {t: ({'fusion.single_covariance_adapt': 'false'} if t == 'off' else
+                    {'fusion.single_covariance_adapt': 'true',
+                     'fusion.single_covariance_target_nis': float(t)}) for t in ns.targets}
+    out = ns.out or ROOT / 'bench' / 'results' / f'tracking_{ns.mode}_{ns.drives}.json'
+    rows = []
+    for name, bag, map_path, noise, seed in drives(ns.drives, ns.camera):
+        for variant, params in runs.items():
+            report = replay(ReplayConfig(
+                bag=bag, map_path=map_path, out_dir=ns.work / ns.mode / f'{name}_{variant}',
+                offline=True, plots=False, seed=seed,
+                heading='none' if ns.mode == 'yaw' else 'oxts',
+                heading_noise_deg=0.0 if ns.mode == 'yaw' else noise, params=params)).report
+            row = {'drive': name, 'camera': ns.camera, 'variant': variant, **summary(report)}
+            rows.append(row)
+            print(json.dumps({k: row[k] for k in ('drive', 'variant', 'published_mean_m',
+                                                  'single_mean_m', 'node_latency_p50_ms')}),
+                  flush=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(rows, indent=1, default=str) + '\n')
+    return out
+
+
+if __name__ == '__main__':
+    main()
