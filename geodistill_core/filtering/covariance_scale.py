@@ -18,7 +18,6 @@ covariance (``pose_single``); the filter itself uses the heatmaps, not this cova
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 import math
 
@@ -62,15 +61,19 @@ class InnovationScale:
 
     def __init__(self, config: CovarianceScaleConfig = CovarianceScaleConfig()):
         self.config = config
-        self._frames: deque = deque(maxlen=config.window)
+        # the last `window` frames in ring buffers (order does not matter for a mean)
+        self._nu = np.zeros((config.window, 2))
+        self._C = np.zeros((config.window, 2, 2))
+        self._P = np.zeros((config.window, 2, 2))
+        self._count = self._next = 0
         self._scale = 1.0
 
     @property
     def frames(self) -> int:
-        return len(self._frames)
+        return self._count
 
     def reset(self) -> None:
-        self._frames.clear()
+        self._count = self._next = 0
         self._scale = 1.0
 
     def add(self, estimate_xy_m, cov_xy_m2, belief_xy_m, belief_cov_xy_m2) -> bool:
@@ -85,8 +88,11 @@ class InnovationScale:
         if np.linalg.eigvalsh(0.5 * (C + C.T))[0] <= 0 or np.linalg.eigvalsh(
                 0.5 * (P + P.T))[0] < 0:
             return False
-        self._frames.append((nu, C, P))
-        if self.config.enabled and len(self._frames) >= self.config.min_frames:
+        k = self._next
+        self._nu[k], self._C[k], self._P[k] = nu, C, P
+        self._next = (k + 1) % self.config.window
+        self._count = min(self._count + 1, self.config.window)
+        if self.config.enabled and self._count >= self.config.min_frames:
             self._scale = self._solve()
         return True
 
@@ -98,9 +104,8 @@ class InnovationScale:
         """k with mean NIS = target (the mean NIS falls monotonically in k), by bisection
         on log k inside [min_scale, max_scale]."""
         cfg = self.config
-        nu = np.stack([f[0] for f in self._frames])
-        C = np.stack([f[1] for f in self._frames])
-        P = np.stack([f[2] for f in self._frames])
+        n = self._count
+        nu, C, P = self._nu[:n], self._C[:n], self._P[:n]
         lo, hi = math.log(cfg.min_scale), math.log(cfg.max_scale)
         if _mean_nis(math.exp(lo), nu, C, P) <= cfg.target_nis:
             return cfg.min_scale
