@@ -102,7 +102,8 @@ class FusionOutput:
     posterior probability that the frame's heatmap was an outlier (None without one),
     fixes_fused / fixes_gated during this step, reset: the reason when the belief restarted
     at this step ('' otherwise), belief_before_camera: the belief just before the frame's
-    heatmap was fused (None when none was): what predicts the frame's own estimate."""
+    heatmap was fused (None when none was, or step was not asked for it): what predicts the
+    frame's own estimate."""
 
     stamp_ns: int
     mean_xy_m: np.ndarray
@@ -188,9 +189,11 @@ class SequenceFusion:
         self._pending_reset = reason
 
     # --- the step -------------------------------------------------------------------------
-    def step(self, stamp_ns: int, yaw_rad: float, heatmap: HeatmapMeasurement | None
-             ) -> FusionOutput | None:
-        """The posterior at a camera frame's stamp; None while no fix has arrived."""
+    def step(self, stamp_ns: int, yaw_rad: float, heatmap: HeatmapMeasurement | None,
+             belief_before_camera: bool = False) -> FusionOutput | None:
+        """The posterior at a camera frame's stamp; None while no fix has arrived. With
+        belief_before_camera the output also holds the belief just before the heatmap
+        (one more grid estimate; for the single-frame covariance scale)."""
         cfg = self.config
         stamp_ns = int(stamp_ns)
         if self._t_ns is not None:
@@ -221,7 +224,7 @@ class SequenceFusion:
                 gated += 1
             if self._gated_in_row >= cfg.fix_jump_count:
                 self._pending_reset = 'fix_jump'
-                return self.step(stamp_ns, yaw_rad, heatmap)
+                return self.step(stamp_ns, yaw_rad, heatmap, belief_before_camera)
         if stamp_ns > self._t_ns:
             motion = self._predict(stamp_ns, yaw_rad)
         outlier = before = None
@@ -230,7 +233,7 @@ class SequenceFusion:
         self._last_frame_ns = stamp_ns
         if heatmap is not None and cfg.mode == 'filter':
             # the first frame after a (re)start has no earlier frame to correlate with
-            before = None if reset else self.grid.estimate()
+            before = None if reset or not belief_before_camera else self.grid.estimate()
             outlier = self._fuse_heatmap(heatmap, 1.0 if reset else cfg.camera_weight)
         est = self.grid.estimate()
         if self.grid.recentre(mean_xy_m=est.mean_xy_m):

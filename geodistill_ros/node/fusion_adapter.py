@@ -59,9 +59,8 @@ class NodeFusion:
         self.last_yaw_update = ''
         self.camera_skipped_yaw = 0
         self.single_scale = (InnovationScale(CovarianceScaleConfig(
-            enabled=config.single_covariance_adapt,
             target_nis=config.single_covariance_target_nis))
-            if self.fusion is not None else None)
+            if self.fusion is not None and config.single_covariance_adapt else None)
 
     @property
     def active(self) -> bool:
@@ -184,25 +183,26 @@ class NodeFusion:
             tracked = self.yaw.estimate() if self.yaw is not None else None
             yaw, var_yaw = tracked if tracked is not None else (single.yaw_rad,
                                                                 single.var_yaw_rad2)
-            out = self.fusion.step(stamp_ns, yaw, heatmap)
+            out = self.fusion.step(stamp_ns, yaw, heatmap, self.single_scale is not None)
+            before = None if out is None else out.belief_before_camera
+            if before is not None:
+                self.single_scale.add((single.x_m, single.y_m), single.cov_xy_m2,
+                                      before.mean_xy_m, before.cov_xy_m2)
         self.last_output = out
         if out is None:
             return None
-        before = out.belief_before_camera
-        if heatmap is not None and before is not None and self.single_scale is not None:
-            with self._lock:
-                self.single_scale.add((single.x_m, single.y_m), single.cov_xy_m2,
-                                      before.mean_xy_m, before.cov_xy_m2)
         return PlanarPose(float(out.mean_xy_m[0]), float(out.mean_xy_m[1]), yaw,
                           np.array(out.cov_xy_m2), var_yaw)
 
     def single_covariance_scale(self) -> float:
         """The factor on the published single-frame covariance (1 without the filter or
         while too few innovations are in)."""
-        if self.single_scale is None:
-            return 1.0
         with self._lock:
-            return self.single_scale.scale()
+            return self.single_covariance_scale_locked()
+
+    def single_covariance_scale_locked(self) -> float:
+        """single_covariance_scale with the lock already held."""
+        return 1.0 if self.single_scale is None else self.single_scale.scale()
 
     def diagnostics(self) -> dict:
         """Key -> value for /diagnostics (filter state, gating, innovations, odometry)."""
@@ -213,8 +213,9 @@ class NodeFusion:
             values = {'fusion': self.config.fusion_mode,
                       'fusion_last_reset': stats.last_reset,
                       'fusion_camera_skipped_yaw_total': self.camera_skipped_yaw,
-                      'single_covariance_scale': self.single_scale.scale(),
-                      'single_covariance_innovations': self.single_scale.frames,
+                      'single_covariance_scale': self.single_covariance_scale_locked(),
+                      'single_covariance_innovations': (
+                          0 if self.single_scale is None else self.single_scale.frames),
                       'fusion_gnss_nis_mean': stats.nis_mean(),
                       **{f'fusion_{k}_total': v for k, v in stats.counters.items()},
                       **{f'odometry_rejected_{k}_total': v

@@ -69,11 +69,10 @@ class LocalizationPipeline:
         self._last_stamp_ns: int | None = None
         self._pass_range = accepts_yaw_prior_range(node.localizer)
         self._estimates_yaw = estimates_orientation(node.localizer)
-        self._auto_search = (node.config.yaw_search == 'auto'
-                             and getattr(node.localizer, 'yaw_search', 'none') == 'rotation')
+        rotation = getattr(node.localizer, 'yaw_search', 'none') == 'rotation'
+        self._auto_search = node.config.yaw_search == 'auto' and rotation
         # the localizer runs a rotation search that takes a range (the yaw tracker's window)
-        self._searches = (self._pass_range
-                          and getattr(node.localizer, 'yaw_search', 'none') == 'rotation')
+        self._searches = self._pass_range and rotation
 
     def process(self, frame: Frame) -> None:
         node = self.node
