@@ -30,7 +30,9 @@ YAW_VARIANTS = {'off': {'fusion.yaw_tracking': False},
                 'every2': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 2},
                 'every3': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 3},
                 'cam8': {'fusion.yaw_tracking': True,
-                         'fusion.camera_max_search_yaw_std_deg': 8.0}}
+                         'fusion.camera_max_search_yaw_std_deg': 8.0},
+                **{f'bx{c:g}': {'fusion.yaw_tracking': True, 'fusion.bias_excursion_chi2': c}
+                   for c in (9.0, 16.0, 25.0)}}
 # bench_fusion's heading noise (deg) and seed per drive
 BENCH_HEADING = {'demo': (0.0, 0), 's1': (3.0, 1), 's2': (3.0, 2), 's3': (3.0, 3),
                  's4': (2.0, 4)}
@@ -63,7 +65,7 @@ def summary(report: dict) -> dict:
             'published_consistency': report['metrics']['consistency'],
             'single_consistency': single['consistency'],
             'diagnostics': {k: v for k, v in (report.get('fusion') or {}).items()
-                            if k.startswith(('yaw', 'single_covariance'))}}
+                            if k.startswith(('yaw', 'single_covariance', 'fusion_resets'))}}
 
 
 def main(args=None) -> Path:

@@ -13,7 +13,10 @@ GNSS-only step). Prediction uses the odometry when it covers the interval, other
 constant velocity fitted to the recent fixes, otherwise a random walk; process noise is
 added to each. Resets (the belief restarts around the next fix): first frame, stamps going
 back (bag loop), a gap longer than ``max_gap_s``, ``fix_jump_count`` gated fixes in a row
-(the fix moved and stayed), and ``reset()`` (the node's ~/reset service, a datum change).
+(the fix moved and stayed), a GNSS-bias excursion (the belief explains the fixes only by a
+GNSS error its model rules out: ``bias_excursion_chi2``; the camera has pulled the belief
+away, e.g. heatmaps at a wrong yaw) and ``reset()`` (the node's ~/reset service, a datum
+change).
 
 Mode 'filter' uses everything; 'gnss' the fixes and motion only (no camera: the baseline
 that says what the camera adds). Statistics for diagnostics: ``stats`` (counters, the last
@@ -61,7 +64,10 @@ class FusionConfig:
     min_outlier_weight: uniform floor mixed into every heatmap (robustness). camera_weight:
     exponent of each frame's heatmap likelihood (1 = frames independent; below 1 accounts
     for consecutive frames of one street making correlated errors, as the correlated GNSS
-    error does for fixes; the first frame after a (re)start counts fully). late_fix_max_s: a
+    error does for fixes; the first frame after a (re)start counts fully).
+    bias_excursion_chi2: the belief's expected GNSS error b is tested against its stationary
+    prior N(0, gnss_bias_sigma_m^2 I): |b|^2 / sigma^2 above this restarts the filter around
+    the fixes (reason 'bias_excursion'; 0 = off; needs gnss_bias_sigma_m > 0). late_fix_max_s: a
     fix that arrives after a later frame was processed is moved forward by the odometry
     over the gap and fused when the gap is at most this (else counted in fixes_late).
     """
@@ -84,12 +90,16 @@ class FusionConfig:
     min_outlier_weight: float = 0.02
     late_fix_max_s: float = 0.5
     camera_weight: float = 0.25
+    bias_excursion_chi2: float = 0.0
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f'fusion mode must be one of {MODES}, got {self.mode!r}')
         if not 0.0 < self.camera_weight <= 1.0:
             raise ValueError(f'camera_weight must be in (0, 1], got {self.camera_weight}')
+        if not (self.bias_excursion_chi2 >= 0 and math.isfinite(self.bias_excursion_chi2)):
+            raise ValueError('bias_excursion_chi2 must be finite and >= 0 (0 = off), got '
+                             f'{self.bias_excursion_chi2}')
         if not (self.cell_m > 0 and self.window_m >= 8 * self.cell_m):
             raise ValueError(f'need cell_m > 0 and window_m >= 8 cells, got {self.cell_m}, '
                              f'{self.window_m}')
@@ -236,6 +246,10 @@ class SequenceFusion:
             before = None if reset or not belief_before_camera else self.grid.estimate()
             outlier = self._fuse_heatmap(heatmap, 1.0 if reset else cfg.camera_weight)
         est = self.grid.estimate()
+        if self._bias_excursion(est.bias_xy_m):
+            # the frame's heatmap is not fused again: it may be what pulled the belief away
+            self._pending_reset = 'bias_excursion'
+            return self.step(stamp_ns, yaw_rad, None, belief_before_camera)
         if self.grid.recentre(mean_xy_m=est.mean_xy_m):
             est = self.grid.estimate()
         self._yaw_rad = yaw_rad
@@ -260,7 +274,8 @@ class SequenceFusion:
         False when there is none yet."""
         candidates = [f for f in self._fixes if f[0] <= stamp_ns]
         if not candidates and self._last_fix is not None and self._pending_reset in (
-                'fix_jump', 'service', 'map_change') and self._last_fix[0] <= stamp_ns:
+                'fix_jump', 'service', 'map_change', 'bias_excursion') \
+                and self._last_fix[0] <= stamp_ns:
             candidates = [self._last_fix]
         if not candidates:
             return False
@@ -271,6 +286,8 @@ class SequenceFusion:
         self._t_ns = fix_stamp
         self._gated_in_row = 0
         self.stats.counters['resets'] += 1
+        key = f'resets_{self._pending_reset}'
+        self.stats.counters[key] = self.stats.counters.get(key, 0) + 1
         self.stats.last_reset = self._pending_reset
         self.stats.counters['fixes_fused'] += 1
         return True
@@ -329,6 +346,14 @@ class SequenceFusion:
         xy = np.stack([f[1] for f in self._track])
         R = np.mean([f[2] for f in self._track], axis=0)
         return track_velocity(stamps, xy, R)
+
+    def _bias_excursion(self, bias_xy_m: np.ndarray) -> bool:
+        """True when the expected GNSS error is implausible under its stationary prior."""
+        cfg = self.config
+        if cfg.bias_excursion_chi2 <= 0 or cfg.gnss_bias_sigma_m <= 0:
+            return False
+        nis = float(bias_xy_m @ bias_xy_m) / cfg.gnss_bias_sigma_m ** 2
+        return nis > cfg.bias_excursion_chi2
 
     def _fuse_fix(self, xy: np.ndarray, R: np.ndarray) -> bool:
         mean, cov = self.grid.gnss_predictive(R)

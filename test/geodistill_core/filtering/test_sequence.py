@@ -215,3 +215,61 @@ def test_a_late_fix_is_carried_forward_by_the_odometry():
     blind.add_fix(T0 + 100_000_000, (1.0, 0.0), np.eye(2) * 100.0)
     blind.step(T0 + 2 * 100_000_000 + 1, 0.0, None)
     assert blind.stats.counters['fixes_late'] == 1
+
+
+def _camera_locked_away(config, frames=150, wrong=(15.0, 0.0)):
+    """Fixes at the truth (0, 0), every frame's confident heatmap at `wrong`: a camera
+    locked on a wrong place (e.g. heatmaps at a wrong yaw)."""
+    fusion = SequenceFusion(config)
+    outs = []
+    for k in range(frames):
+        stamp = T0 + k * 100_000_000
+        fusion.add_fix(stamp, (0.0, 0.0), np.eye(2) * 4.0)
+        fusion.add_twist(twist(k))
+        outs.append(fusion.step(stamp, 0.0, heatmap_at(wrong, (0.0, 0.0), sigma_m=0.5)))
+    return fusion, outs
+
+
+def test_a_camera_locked_away_is_explained_by_the_gnss_bias_without_the_excursion_check():
+    """Counter-example: with the check off, the belief follows the camera and the fixes are
+    absorbed by an expected GNSS error far beyond its 3 m prior."""
+    fusion, outs = _camera_locked_away(FusionConfig(bias_excursion_chi2=0.0))
+    assert np.linalg.norm(outs[-1].mean_xy_m - [15.0, 0.0]) < 2.0
+    assert np.hypot(*outs[-1].gnss_bias_xy_m) > 3 * 3.0
+    assert fusion.stats.counters['resets'] == 1  # the start only
+
+
+def test_a_gnss_bias_excursion_restarts_the_belief_on_the_fixes():
+    chi2 = 16.0
+    fusion, outs = _camera_locked_away(FusionConfig(bias_excursion_chi2=chi2))
+    reasons = [o.reset for o in outs]
+    assert 'bias_excursion' in reasons
+    assert fusion.stats.counters['resets_bias_excursion'] >= 1
+    assert fusion.stats.last_reset == 'bias_excursion'
+    restart = outs[reasons.index('bias_excursion')]
+    # the restarted belief sits on the fixes, its bias back at the prior, and this frame's
+    # heatmap was not fused again
+    assert np.linalg.norm(restart.mean_xy_m) < 3.0
+    assert np.allclose(restart.gnss_bias_xy_m, 0.0)
+    assert restart.camera_outlier_prob is None
+    # no published belief explains the fixes by a bias beyond the threshold
+    limit = math.sqrt(chi2) * 3.0
+    assert all(np.hypot(*o.gnss_bias_xy_m) <= limit for o in outs)
+
+
+def test_the_excursion_check_leaves_a_consistent_drive_alone():
+    """A camera that agrees with the fixes up to a plausible 4 m GNSS bias never resets."""
+    fusion = SequenceFusion(FusionConfig(bias_excursion_chi2=16.0))
+    rng = np.random.default_rng(0)
+    for k in range(200):
+        stamp = T0 + k * 100_000_000
+        fusion.add_fix(stamp, np.array([4.0, 0.0]) + rng.normal(0, 2.0, 2), np.eye(2) * 4.0)
+        fusion.add_twist(twist(k))
+        fusion.step(stamp, 0.0, heatmap_at((0.0, 0.0), (0.0, 0.0)))
+    assert fusion.stats.counters['resets'] == 1
+
+
+@pytest.mark.parametrize('value', [-1.0, math.nan, math.inf])
+def test_bias_excursion_chi2_must_be_finite_and_not_negative(value):
+    with pytest.raises(ValueError, match='bias_excursion_chi2'):
+        FusionConfig(bias_excursion_chi2=value)
