@@ -90,7 +90,7 @@ class FusionConfig:
     min_outlier_weight: float = 0.02
     late_fix_max_s: float = 0.5
     camera_weight: float = 0.25
-    bias_excursion_chi2: float = 0.0
+    bias_excursion_chi2: float = 9.0
 
     def __post_init__(self):
         if self.mode not in MODES:

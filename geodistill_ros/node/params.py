@@ -249,7 +249,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'exceeds this are not fused (gated)', min_value=1.0, max_value=1e6),
     _spec('fusion.fix_jump_count', 20, 'that many gated fixes in a row reset the filter '
           'around the new fixes', min_value=1, max_value=100000),
-    _spec('fusion.bias_excursion_chi2', 0.0, 'restart the filter around the fixes when '
+    _spec('fusion.bias_excursion_chi2', 9.0, 'restart the filter around the fixes when '
           'its expected GNSS error b is implausible under the bias prior: |b|^2 / '
           'gnss_bias_sigma_m^2 above this (2 dof; 0 = off)', min_value=0.0, max_value=1e6),
     _spec('fusion.max_gap_s', 5.0, 'no frame for this long resets the filter',
