@@ -21,7 +21,17 @@ interleaved (head, fp32, bf16, head, ...) so that load on a shared machine hits 
 - bf16: the current code with LoopConfig.amp='bf16' (skipped where the CPU has no native
   bfloat16);
 - bf16_ckpt: bf16 plus LoopConfig.activation_checkpointing (VGG only: the memory option;
-  not run by default, --variants head fp32 bf16 bf16_ckpt).
+  not run by default, --variants head fp32 bf16 bf16_ckpt);
+- refstep: the reference implementation's GeoDistill step structure (tongshw/GeoDistill
+  train_*.py: train_epoch_geodistill) around the current code's model, so that the model is
+  identical and only the step differs: the teacher (a deep copy whose parameters still
+  require grad) runs in eval mode *with* autograd, its scores are the loss target without
+  a detach, so backward also runs through the teacher and keeps its activations; float32,
+  contiguous; clipping and AdamW on the student as in the reference (--task distill only;
+  not run by default: --variants head refstep fp32 bf16 bf16_ckpt). The reference itself
+  cannot run here as published: its VIGOR training takes DINOv2 features (weights from the
+  hub) and its VGG network is the KITTI pinhole one, which its training script no longer
+  imports; the step structure is what this variant reproduces.
 
 Each variant runs Trainer.train_step (the real loop: autocast, memory format, clipping,
 AdamW) on the GeoDistill step (--task distill: teacher pass + masked student + backward;
@@ -59,7 +69,7 @@ SETTINGS = {'vgg': 'vigor_cross', 'lite0': 'synthetic_bench', 'default': 'synthe
 PINNED = {'default': {'data': {'ground_hw': (128, 512), 'sat_size': 192},
                       'model': {'template_fraction': 1.0},
                       'weak': {'gnss_window_m': 14.2}}}
-VARIANTS = ('head', 'fp32', 'bf16', 'bf16_ckpt')
+VARIANTS = ('head', 'refstep', 'fp32', 'bf16', 'bf16_ckpt')
 CHECKPOINTABLE = ('vgg',)  # BatchNorm backbones refuse activation checkpointing
 
 
@@ -103,8 +113,43 @@ class _Items:
         raise RuntimeError('the benchmark feeds its batch to train_step directly')
 
 
+def reference_step_structure(objective) -> None:
+    """Make a DistillObjective step like the reference's (see 'refstep' above): teacher
+    parameters requiring grad, the teacher pass under autograd, its scores not detached."""
+    import torch
+
+    from geodistill_core.losses import sharpened_log_softmax, soft_cross_entropy
+    from geodistill_core.training.adapter import batch_to_location_inputs, location_scores
+    from geodistill_core.training.ground_masks import draw_ground_mask
+    module = objective.train_module
+    teacher = objective.teacher
+    for p in teacher.parameters():
+        p.requires_grad_(True)
+
+    def forward(batch: dict, step_seed: int = 0) -> dict:
+        inputs = batch_to_location_inputs(batch, module.yaw_key)
+        teacher.eval()
+        teacher_scores = location_scores(teacher, inputs).scores  # autograd on, no detach
+        generator = torch.Generator().manual_seed(step_seed)
+        mask = draw_ground_mask(module.config, module.camera_model, inputs['ground_images'],
+                                generator, teacher)
+        masked = {**inputs, 'ground_images': mask.model_input(inputs['ground_images'])}
+        student_scores = location_scores(module.student, masked, mask.visible_cols).scores
+        # the reference's cross_entropy: softmax of the teacher's scores as the target,
+        # NOT detached (our losses.distillation_cross_entropy detaches it)
+        cfg = module.loss_config
+        tau = cfg.tau if cfg.sharpen else 1.0
+        loss = torch.stack([
+            soft_cross_entropy(sharpened_log_softmax(t.float(), tau).exp(),
+                               sharpened_log_softmax(s.float(), tau))
+            for t, s in zip(teacher_scores, student_scores, strict=True)]).mean()
+        return {'loss': loss, 'visible_fraction': loss.new_ones(())}
+    module.forward = forward
+
+
 def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last: bool | None,
-               warmup: int, steps: int, checkpointing: bool = False) -> dict:
+               warmup: int, steps: int, checkpointing: bool = False,
+               reference_structure: bool = False) -> dict:
     """Time Trainer.train_step of `setting` with the code importable here."""
     import torch
     torch.set_num_threads(1)
@@ -137,7 +182,11 @@ def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last
     if task == 'distill':
         objective = DistillObjective(model, conf.distill, conf.weak, conf.model.camera_model,
                                      conf.data.yaw_key)
+        if reference_structure:
+            reference_step_structure(objective)
     else:
+        if reference_structure:
+            raise SystemExit('refstep times the GeoDistill step: use --task distill')
         objective = WeakObjective(model, conf.weak, conf.data.yaw_key)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(conf, objective, _Items(batch_size), None, run_dir,
@@ -158,6 +207,7 @@ def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last
             'amp': conf.loop.amp, 'amp_active': str(trainer.amp_dtype),
             'channels_last': getattr(conf.loop, 'channels_last', False),
             'activation_checkpointing': checkpointing,
+            'reference_structure': reference_structure,
             'step_s': step_s, 'wall_samples_per_s': batch_size / step_s,
             'cpu_step_s': cpu_step_s, 'samples_per_s': batch_size / cpu_step_s,
             'step_times_s': times, 'step_cpu_times_s': cpu_times, 'peak_rss_mb': peak,
@@ -185,6 +235,9 @@ def run_variant(variant: str, setting: str, args, baseline_root: Path | None) ->
     if variant == 'head':
         env['PYTHONPATH'] = str(baseline_root)
         cmd += ['--amp', 'none', '--channels-last', 'keep']
+    elif variant == 'refstep':
+        env['PYTHONPATH'] = str(REPO)
+        cmd += ['--amp', 'none', '--channels-last', 'off', '--reference-structure']
     else:
         env['PYTHONPATH'] = str(REPO)
         memory_format = {True: 'on', False: 'off', None: 'keep'}[args.channels_last]
@@ -224,6 +277,12 @@ def summarise(runs: list[dict], variants: list[str]) -> dict:
                                                 head['samples_per_s_runs'], strict=False)]
             values['peak_rss_ratio_vs_head'] = values['peak_rss_mb'] / head['peak_rss_mb']
             values['step_peak_ratio_vs_head'] = values['step_peak_mb'] / head['step_peak_mb']
+    if 'refstep' in out:  # against the reference's step structure (same model)
+        ref = out['refstep']
+        for values in out.values():
+            values['speed_ratio_vs_refstep'] = values['samples_per_s'] / ref['samples_per_s']
+            values['peak_rss_ratio_vs_refstep'] = values['peak_rss_mb'] / ref['peak_rss_mb']
+            values['step_peak_ratio_vs_refstep'] = values['step_peak_mb'] / ref['step_peak_mb']
     return out
 
 
@@ -233,7 +292,8 @@ def main(args) -> dict:
     from geodistill_core.precision import cpu_has_native_bf16
     variants = [v for v in args.variants
                 if not (v == 'head' and args.baseline_rev == 'none')
-                and not (v.startswith('bf16') and not cpu_has_native_bf16())]
+                and not (v.startswith('bf16') and not cpu_has_native_bf16())
+                and not (v == 'refstep' and args.task != 'distill')]
     report = {'benchmark': 'training step', 'task': args.task, 'repeats': args.repeats,
               'baseline_rev': args.baseline_rev, 'torch': torch.__version__,
               'machine': platform.processor() or platform.machine(),
@@ -262,7 +322,11 @@ def main(args) -> dict:
                 print(f'{setting:8s} {variant:5s} median {values["samples_per_s"]:.3f} samples/s'
                       + (f' = {ratio:.2f}x head, peak RSS {values["peak_rss_ratio_vs_head"]:.2f}x'
                          f', step memory {values["step_peak_ratio_vs_head"]:.2f}x'
-                         if ratio else ''), flush=True)
+                         if ratio else '')
+                      + (f'; vs the reference step {values["speed_ratio_vs_refstep"]:.2f}x'
+                         f' speed, peak RSS {values["peak_rss_ratio_vs_refstep"]:.2f}x, step'
+                         f' memory {values["step_peak_ratio_vs_refstep"]:.2f}x'
+                         if 'speed_ratio_vs_refstep' in values else ''), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + '\n')
@@ -276,6 +340,7 @@ def parse_args(argv=None):
     parser.add_argument('--variants', nargs='+', default=['head', 'fp32', 'bf16'],
                         choices=VARIANTS)
     parser.add_argument('--checkpointing', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--reference-structure', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--task', default='distill', choices=('distill', 'weak'))
     parser.add_argument('--batch', type=int, default=8, help='lite0 and default settings')
     parser.add_argument('--vgg-batch', type=int, default=2)
@@ -300,6 +365,6 @@ if __name__ == '__main__':
     if ARGS.worker:
         print(json.dumps(run_worker(ARGS.settings[0], ARGS.task, ARGS.batch, ARGS.amp,
                                     ARGS.channels_last, ARGS.warmup, ARGS.steps,
-                                    ARGS.checkpointing)))
+                                    ARGS.checkpointing, ARGS.reference_structure)))
     else:
         main(ARGS)
