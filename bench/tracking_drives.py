@@ -66,7 +66,8 @@ def summary(report: dict) -> dict:
             'published_consistency': report['metrics']['consistency'],
             'single_consistency': single['consistency'],
             'diagnostics': {k: v for k, v in (report.get('fusion') or {}).items()
-                            if k.startswith(('yaw', 'single_covariance', 'fusion_resets'))}}
+                            if k.startswith(('yaw', 'single_covariance', 'fusion_resets',
+                                              'fusion_camera_skipped'))}}
 
 
 def main(args=None) -> Path:
