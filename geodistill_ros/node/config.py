@@ -63,6 +63,7 @@ class NodeConfig:
     track_window_s: float = 1.0
     max_fix_age_s: float = 0.5
     min_confidence: float = 0.0
+    busy_policy: str = 'latest'
     low_confidence_policy: str = 'drop'
     low_confidence_inflation: float = 100.0
     publish_tf: bool = False
@@ -178,7 +179,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         heading_max_age_s=v['heading_max_age_s'],
         track_min_speed_mps=v['track_min_speed_mps'], track_window_s=v['track_window_s'],
         max_fix_age_s=v['max_fix_age_s'], min_confidence=v['min_confidence'],
-        low_confidence_policy=v['low_confidence_policy'],
+        busy_policy=v['busy_policy'], low_confidence_policy=v['low_confidence_policy'],
         low_confidence_inflation=v['low_confidence_inflation'], publish_tf=v['publish_tf'],
         publish_heatmap=v['publish_heatmap'], publish_fix_corrected=v['publish_fix_corrected'],
         diagnostics_period_s=v['diagnostics_period_s'],

@@ -21,8 +21,12 @@ subscribes and enables the outputs; deactivate and cleanup release them. ``autos
 (default true) configures and activates at start-up for users without a lifecycle
 manager; ``autostart: false`` waits, unconfigured, for one (e.g. nav2_lifecycle_manager).
 
-Only the newest image is processed: an image that arrives while the inference worker is
-busy is dropped and counted, so latency never accumulates. Fixes are cached and each image
+Only the newest image is processed. With ``busy_policy: latest`` (default) an image that
+arrives while the inference worker is busy waits in a one-image slot (a newer one replaces
+it; the replaced one is dropped and counted) and is localized next: the output rate follows
+the camera as long as the mean processing time fits the frame period, and latency stays
+below two processing times. With ``drop`` it is dropped and counted (latency one processing
+time). Latency never accumulates. Fixes are cached and each image
 is paired with the fix at its own stamp. Bad input never stops the node: it is counted in
 /diagnostics and named in a throttled warning. Sequence fusion (fusion.mode, default
 'filter'): a grid Bayes filter (geodistill_core.filtering, adapter fusion_adapter) fuses
@@ -392,8 +396,11 @@ class LocalizerNode(LifecycleNode):
         self.stats.received('image')
         with self._job_ready:
             if self._busy:
-                self.stats.dropped_busy()
-                return
+                if self.config is None or self.config.busy_policy == 'drop':
+                    self.stats.dropped_busy()
+                    return
+                if self._job is not None:  # an older image still waiting: superseded
+                    self.stats.dropped_busy()
             self._busy = True
             self._job = Frame(msg, received)
             self._job_ready.notify()
@@ -456,7 +463,7 @@ class LocalizerNode(LifecycleNode):
                                         throttle_duration_sec=self.config.warning_throttle_s)
             finally:
                 with self._job_ready:
-                    self._busy = False
+                    self._busy = self._job is not None  # an image waiting in the slot
                     self._job_ready.notify_all()
 
     def destroy_node(self) -> None:

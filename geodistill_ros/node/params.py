@@ -200,6 +200,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # --- pairing and output policy ----------------------------------------------------------
     _spec('max_fix_age_s', 0.5, 'reject images farther than this from any cached fix',
           min_value=0.0, max_value=3600.0),
+    _spec('busy_policy', 'latest', "an image arriving while one is being localized: "
+          "'latest' (kept in a one-image slot, replacing an older waiting one, and localized "
+          "next: the rate follows the camera while the mean processing time fits the frame "
+          "period; latency at most two processing times) or 'drop' (dropped: latency one "
+          "processing time, fewer frames)", choices=('latest', 'drop')),
     _spec('min_confidence', 0.0, 'heatmap confidence (1 - normalised entropy) below which '
           'a result is low-confidence', min_value=0.0, max_value=1.0),
     _spec('low_confidence_policy', 'drop', "low-confidence results: 'drop' (no pose, no "
