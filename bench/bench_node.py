@@ -14,6 +14,15 @@ weights; ``model.source`` says which one ran. Per device (CPU, and CUDA when pre
 - ``max``: images at 30 Hz: outputs per second under the drop policy (CUDA: also
   ``max_fast_input`` at 120 Hz, towards the 100 Hz GPU target).
 
+- ``drive`` (CPU; ``--drive s1``, the default, or another bench_fusion drive; ``none``
+  skips it): a synthetic KITTI drive (bench/bench_fusion.py's, generated under
+  ``--drive-root`` when missing) replayed over DDS at the camera rate through the node with
+  its defaults and *no heading topic*: the yaw comes from the rotation search and the yaw
+  tracker, as on a vehicle without an INS. Real images let the tracker lock, so this is
+  the steady-state rate; the random images above never lock it (with ``--yaw-search
+  rotation`` they measure the untracked worst case). Reports output rate, drops, node and
+  end-to-end latency, published yaw median and fused mean error.
+
 Each phase also counts images lost in transport, dropped while busy, rejected (by reason),
 ``processing_limited_hz`` (1 / p50 of the node's stage total) and ``process_cpu_cores``
 (CPU seconds of this process, all threads, per wall second; at most the core count).
@@ -31,10 +40,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 from pathlib import Path
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -294,6 +305,31 @@ def bench_device(device: str, tif: Path, checkpoint: str, ns) -> dict:
     return result
 
 
+def drive_phase(name: str, root: Path, out_dir: Path) -> dict:
+    """The node over DDS on bench_fusion's drive `name` at camera rate, no heading topic."""
+    sys.path.insert(0, str(ROOT / 'bench'))
+    import bench_fusion
+
+    bag, map_path = bench_fusion.prepare(root, bench_fusion.DRIVES[name], 'pinhole', None)
+    # a fresh process: Fast DDS reads its (large-message) profile once per process, and the
+    # phases above already created participants with the default one
+    subprocess.run([sys.executable, '-m', 'geodistill_ros.replay.evaluate', str(bag),
+                    '--map', str(map_path), '--out', str(out_dir), '--rate', '1.0',
+                    '--heading', 'none', '--no-plots', '--log-level', 'WARNING'],
+                   check=True, cwd=ROOT)
+    report = json.loads((out_dir / 'report.json').read_text())
+    frames, timing = report['frames'], report['timing']
+    return {'drive': name, 'bag': str(bag), 'images': frames['images'],
+            'outputs': frames['outputs'], 'dropped_busy': frames['dropped_busy'],
+            'output_rate_hz': timing['throughput_hz'],
+            'input_rate_hz': frames['images'] / timing['wall_s'],
+            'node_latency_ms': timing['node_latency_ms'],
+            'end_to_end_ms': timing['latency_end_to_end_ms'],
+            'published_yaw_median_deg': (report['metrics'].get('yaw') or {}).get('median'),
+            'fused_mean_m': report['metrics']['position']['mean'],
+            'gnss_mean_m': report['metrics']['gnss']['position']['mean']}
+
+
 def run_benchmark(ns) -> dict:
     domain = isolate_ros()
     sys.path.insert(0, str(ROOT / 'test' / 'geodistill_ros' / 'node'))
@@ -303,7 +339,8 @@ def run_benchmark(ns) -> dict:
         'torch': torch.__version__, 'python': platform.python_version(),
         'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         'load_avg_at_start': os.getloadavg(), 'ros_domain_id': int(domain)},
-        'config': {k: v for k, v in vars(ns).items() if k != 'out'},
+        'config': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(ns).items()
+                   if k != 'out'},
         'image': {'hw': list(IMAGE_HW), 'encoding': 'rgb8', 'transport': 'raw'}}
     with tempfile.TemporaryDirectory(prefix='bench_node_') as tmp:
         tif = write_geotiff(Path(tmp) / 'map.tif', half_extent_m=120.0, res_m=0.2)
@@ -313,6 +350,10 @@ def run_benchmark(ns) -> dict:
             result[device] = bench_device(device, tif, checkpoint, ns)
         if 'cuda' not in devices:
             result['cuda'] = {'skipped': 'torch.cuda.is_available() is False'}
+        if ns.drive != 'none':
+            drive = drive_phase(ns.drive, ns.drive_root, Path(tmp) / 'drive')
+            drive['meets_target'] = drive['output_rate_hz'] >= 0.95 * TARGET_HZ['cpu']
+            result['cpu']['drive'] = drive
     result['machine']['load_avg_at_end'] = os.getloadavg()
     return result
 
@@ -348,6 +389,12 @@ def main(args=None) -> Path:
     parser.add_argument('--prior-range-deg', type=float, default=None,
                         help='a fixed yaw prior of this half-range (default: the node\'s; '
                              'this drive has no heading topic and no fix track: +-180)')
+    parser.add_argument('--drive', default='s1',
+                        choices=('none', 'demo', 's1', 's2', 's3', 's4'),
+                        help='bench_fusion drive replayed at camera rate without a heading '
+                             "topic ('none': skip)")
+    parser.add_argument('--drive-root', type=Path, default=ROOT / 'outputs' / 'bench_fusion',
+                        help='where bench_fusion drives are (generated when missing)')
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     result = run_benchmark(ns)
@@ -356,6 +403,15 @@ def main(args=None) -> Path:
     for device in ('cpu', 'cuda'):
         if 'rate' in result[device]:
             LOG.info(_line(device, result[device]))
+    drive = result['cpu'].get('drive')
+    if drive:
+        LOG.info('cpu, drive %s without a heading topic (yaw tracking): %.2f Hz out of %.2f Hz'
+                 ' in (%d of %d frames, %d dropped), node latency p50/p95 %.0f/%.0f ms, yaw '
+                 'median %.2f deg, fused %.2f m (GNSS %.2f m)', drive['drive'],
+                 drive['output_rate_hz'], drive['input_rate_hz'], drive['outputs'],
+                 drive['images'], drive['dropped_busy'], drive['node_latency_ms']['p50'],
+                 drive['node_latency_ms']['p95'], drive['published_yaw_median_deg'] or math.nan,
+                 drive['fused_mean_m'], drive['gnss_mean_m'])
     LOG.info('model %s; load average %s -> %s; wrote %s', result['model']['source'],
              result['machine']['load_avg_at_start'], result['machine']['load_avg_at_end'],
              ns.out)
