@@ -4,13 +4,15 @@ heading, and the single-frame covariance's innovation scale (README 'Without an 
 heading', 'Fusing over time').
 
     python bench/tracking_drives.py yaw --drives validation|bench [--variants off on every2]
+    python bench/tracking_drives.py velocity --drives bench [--velocity-noise-mps 0.1]
     python bench/tracking_drives.py scale --drives validation|bench [--camera pinhole]
         [--targets 1.2 off]
 
 Drives: 'validation' = the calibration's four validation drives (outputs/fusion/calib_<camera>,
 train/calibrate.py's synthetic preset, seed 1000; where the settings are chosen), 'bench' =
 the five drives of bench/bench_fusion.py (outputs/bench_fusion, run it first; never used to
-choose). 'yaw' replays with the fix-track heading (no heading topic); 'scale' with the
+choose). 'yaw' replays with the fix-track heading (no heading topic); 'velocity' with the
+GNSS velocity input instead (course over ground, seeded noise); 'scale' with the
 heading topic and the benchmark's heading noise. One thread; every frame processed; prints
 one JSON line per run and writes them to --out (default bench/results/tracking_<mode>_
 <drives>.json).
@@ -25,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 ROOT = Path(__file__).resolve().parents[1]
-YAW_VARIANTS = {'off': {'fusion.yaw_tracking': False},
+YAW_VARIANTS = {'default': {}, 'off': {'fusion.yaw_tracking': False},
                 'on': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 1},
                 'every2': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 2},
                 'every3': {'fusion.yaw_tracking': True, 'fusion.yaw_search_every': 3},
@@ -43,8 +45,8 @@ def drives(which: str, camera: str) -> list[tuple[str, Path, Path, float, int]]:
     """(name, bag, map, heading noise deg, seed) per drive."""
     if which == 'validation':
         from geodistill_ros.replay.validation_drives import validation_drives
-        return [(d.city, d.bag, d.map_path, 0.0, 0)
-                for d in validation_drives(ROOT / 'outputs' / 'fusion' / f'calib_{camera}', camera)]
+        root = ROOT / 'outputs' / 'fusion' / f'calib_{camera}'
+        return [(d.city, d.bag, d.map_path, 0.0, 0) for d in validation_drives(root, camera)]
     out = []
     for name, (noise, seed) in BENCH_HEADING.items():
         folder = ROOT / 'outputs' / 'bench_fusion' / f'{camera}_{name}'
@@ -76,7 +78,11 @@ def main(args=None) -> Path:
     from geodistill_ros.replay.evaluate import ReplayConfig, replay
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('mode', choices=('yaw', 'scale'))
+    p.add_argument('mode', choices=('yaw', 'velocity', 'scale'),
+                   help="yaw: no heading input (fix-track prior); velocity: the GNSS "
+                   "velocity input (course over ground, --velocity-noise-mps); scale: the "
+                   'heading topic with the benchmark noise')
+    p.add_argument('--velocity-noise-mps', type=float, default=0.1)
     p.add_argument('--drives', choices=('validation', 'bench'), default='validation')
     p.add_argument('--camera', choices=('pinhole', 'panorama'), default='pinhole')
     p.add_argument('--variants', nargs='+', choices=sorted(YAW_VARIANTS),
@@ -86,7 +92,7 @@ def main(args=None) -> Path:
     p.add_argument('--out', type=Path, default=None)
     p.add_argument('--work', type=Path, default=ROOT / 'outputs' / 'tracking_drives')
     ns = p.parse_args(args)
-    if ns.mode == 'yaw':
+    if ns.mode in ('yaw', 'velocity'):
         runs = {v: YAW_VARIANTS[v] for v in ns.variants}
     else:
         runs = {t: ({'fusion.single_covariance_adapt': 'false'} if t == 'off' else
@@ -99,8 +105,9 @@ def main(args=None) -> Path:
             report = replay(ReplayConfig(
                 bag=bag, map_path=map_path, out_dir=ns.work / ns.mode / f'{name}_{variant}',
                 offline=True, plots=False, seed=seed,
-                heading='none' if ns.mode == 'yaw' else 'oxts',
-                heading_noise_deg=0.0 if ns.mode == 'yaw' else noise, params=params)).report
+                heading={'yaw': 'none', 'velocity': 'gnss_velocity'}.get(ns.mode, 'oxts'),
+                heading_noise_deg=noise if ns.mode == 'scale' else 0.0,
+                gnss_velocity_noise_mps=ns.velocity_noise_mps, params=params)).report
             row = {'drive': name, 'camera': ns.camera, 'variant': variant, **summary(report)}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ('drive', 'variant', 'published_mean_m',

@@ -27,7 +27,11 @@ from pathlib import Path
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseWithCovarianceStamped, QuaternionStamped
+from geometry_msgs.msg import (
+    PoseWithCovarianceStamped,
+    QuaternionStamped,
+    TwistWithCovarianceStamped,
+)
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
 import rclpy
@@ -58,7 +62,8 @@ ROLE_OF_TOPIC_KEY = {'image': 'image', 'image_compressed': 'image',
 """kitti2bag.TOPICS key -> role in a replay."""
 OUTPUT_TOPICS = {'pose': '/geodistill/pose', 'pose_single': '/geodistill/pose_single',
                  'fix_corrected': '/geodistill/fix_corrected',
-                 'heatmap': '/geodistill/heatmap', 'heading_prior': '/geodistill/heading_prior'}
+                 'heatmap': '/geodistill/heatmap', 'heading_prior': '/geodistill/heading_prior',
+                 'gnss_velocity': '/geodistill/gnss_velocity'}
 """Where the replay remaps the node's relative output (and heading input) topics."""
 
 
@@ -193,32 +198,73 @@ def read_input_fixes(bag: DriveBag) -> list[GnssFix]:
     return [navsatfix_to_fix(e.msg) for e in read_role(bag, 'fix_input')]
 
 
-class HeadingFeed:
-    """Heading prior from the bag's OXTS attitude (an INS), optionally with seeded noise.
+HEADING_SOURCES = ('oxts', 'gnss_velocity', 'none')
 
-    source 'oxts': every ground-truth pose gives a heading (yaw + N(0, noise_deg^2), the
-    k-th pose the k-th draw of default_rng(seed)); 'none': no heading (the node falls back
-    to the fix track). ``yaw_for(event)`` returns the yaw exactly as the node will read it
-    from the QuaternionStamped (through the quaternion), or None.
+
+class HeadingFeed:
+    """The heading input of a replay, from the bag's ground-truth poses, with seeded noise.
+
+    source 'oxts': every ground-truth pose gives a heading prior (an INS: yaw + N(0,
+    noise_deg^2), the k-th pose the k-th draw of default_rng(seed)); 'gnss_velocity': a GNSS
+    receiver's east/north velocity (the node's gnss_velocity input), the ground truth's
+    velocity between consecutive poses + N(0, velocity_noise_mps^2) per axis, stated in its
+    covariance; 'none': neither (the node falls back to the fix track).
+    ``yaw_for(event)`` returns the yaw exactly as the node will read it from the
+    QuaternionStamped (through the quaternion), or None; ``velocity_for(event)`` the
+    (east, north, sigma) m/s of a velocity message, or None.
     """
 
-    def __init__(self, source: str = 'oxts', noise_deg: float = 0.0, seed: int = 0):
-        if source not in ('oxts', 'none'):
-            raise ValueError(f"heading source must be 'oxts' or 'none', got {source!r}")
+    def __init__(self, source: str = 'oxts', noise_deg: float = 0.0, seed: int = 0,
+                 velocity_noise_mps: float = 0.1):
+        if source not in HEADING_SOURCES:
+            raise ValueError(f'heading source must be one of {HEADING_SOURCES}, got '
+                             f'{source!r}')
         if not (math.isfinite(noise_deg) and noise_deg >= 0.0):
             raise ValueError(f'heading noise must be finite and >= 0 deg, got {noise_deg}')
+        if not (math.isfinite(velocity_noise_mps) and velocity_noise_mps > 0.0):
+            raise ValueError(f'velocity noise must be finite and > 0 m/s, got '
+                             f'{velocity_noise_mps}')
         self.source, self.noise_deg, self.seed = source, float(noise_deg), int(seed)
+        self.velocity_noise_mps = float(velocity_noise_mps)
         self._rng = np.random.default_rng(np.random.SeedSequence([self.seed, 7]))
+        self._last_truth: tuple[int, float, float] | None = None
 
     def yaw_for(self, event: BagEvent) -> float | None:
-        if self.source == 'none' or event.role != 'truth_pose':
+        if self.source != 'oxts' or event.role != 'truth_pose':
             return None
         yaw = yaw_from_quaternion(event.msg.pose.orientation)
         yaw += math.radians(self.noise_deg) * float(self._rng.standard_normal())
         return yaw_from_quaternion(quaternion_from_yaw(float(wrap_angle_rad(yaw))))
 
+    def velocity_for(self, event: BagEvent) -> tuple[float, float, float] | None:
+        if self.source != 'gnss_velocity' or event.role != 'truth_pose':
+            return None
+        position = event.msg.pose.position
+        last, self._last_truth = self._last_truth, (event.stamp_ns, position.x, position.y)
+        if last is None or not event.stamp_ns > last[0]:
+            return None
+        dt = (event.stamp_ns - last[0]) * 1e-9
+        noise = self.velocity_noise_mps * self._rng.standard_normal(2)
+        return ((position.x - last[1]) / dt + float(noise[0]),
+                (position.y - last[2]) / dt + float(noise[1]), self.velocity_noise_mps)
+
     def describe(self) -> dict:
-        return {'source': self.source, 'noise_deg': self.noise_deg, 'seed': self.seed}
+        out = {'source': self.source, 'noise_deg': self.noise_deg, 'seed': self.seed}
+        if self.source == 'gnss_velocity':
+            out['velocity_noise_mps'] = self.velocity_noise_mps
+        return out
+
+
+def gnss_velocity_msg(stamp, east_mps: float, north_mps: float, sigma_mps: float):
+    """geometry_msgs/TwistWithCovarianceStamped of an ENU velocity (frame 'gps')."""
+    msg = TwistWithCovarianceStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = 'gps'
+    msg.twist.twist.linear.x, msg.twist.twist.linear.y = float(east_mps), float(north_mps)
+    cov = [0.0] * 36
+    cov[0] = cov[7] = sigma_mps ** 2
+    msg.twist.covariance = cov
+    return msg
 
 
 # --- DDS player ---------------------------------------------------------------------------
@@ -284,6 +330,8 @@ class BagPlayer:
         self.clock_pub = self.node.create_publisher(Clock, '/clock', reliable)
         self.heading_pub = self.node.create_publisher(
             QuaternionStamped, OUTPUT_TOPICS['heading_prior'], reliable)
+        self.velocity_pub = self.node.create_publisher(
+            TwistWithCovarianceStamped, OUTPUT_TOPICS['gnss_velocity'], reliable)
         self.node.create_subscription(PoseWithCovarianceStamped, OUTPUT_TOPICS['pose'],
                                       self._keep(self.log.poses), POSE_QOS)
         self.node.create_subscription(PoseWithCovarianceStamped, OUTPUT_TOPICS['pose_single'],
@@ -330,8 +378,10 @@ class BagPlayer:
             'image', 'camera_info', 'fix_input')  # the node reads camera_info for pinholes only
         inputs = [self.bag.topic(r) for r in roles]
         needed = [self.pubs[t] for t in inputs] + [self.clock_pub]
-        if self.heading.source != 'none':
+        if self.heading.source == 'oxts':
             needed.append(self.heading_pub)
+        elif self.heading.source == 'gnss_velocity':
+            needed.append(self.velocity_pub)
         deadline = time.monotonic() + timeout_s
         while not (all(p.get_subscription_count() > 0 for p in needed)
                    and self.node.count_publishers(OUTPUT_TOPICS['heatmap']) > 0
@@ -357,6 +407,9 @@ class BagPlayer:
             msg.header.frame_id = 'map'
             msg.quaternion = quaternion_from_yaw(yaw)
             self.heading_pub.publish(msg)
+        velocity = self.heading.velocity_for(event)
+        if velocity is not None:
+            self.velocity_pub.publish(gnss_velocity_msg(clock.clock, *velocity))
 
     def play(self, events, rate: float | None = None, frame_timeout_s: float = 60.0,
              settle_s: float = 0.01) -> PlayLog:

@@ -60,6 +60,9 @@ class NodeConfig:
     default_yaw_range_deg: float = 180.0
     heading_max_age_s: float = 0.5
     track_min_speed_mps: float = 1.0
+    gnss_velocity_input: str = 'twist_with_covariance'
+    gnss_velocity_min_speed_mps: float = 2.0
+    gnss_velocity_sigma_mps: float = 0.1
     track_window_s: float = 1.0
     max_fix_age_s: float = 0.5
     min_confidence: float = 0.0
@@ -178,6 +181,9 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         default_yaw_range_deg=v['default_yaw_range_deg'],
         heading_max_age_s=v['heading_max_age_s'],
         track_min_speed_mps=v['track_min_speed_mps'], track_window_s=v['track_window_s'],
+        gnss_velocity_input=v['gnss_velocity_input'],
+        gnss_velocity_min_speed_mps=v['gnss_velocity_min_speed_mps'],
+        gnss_velocity_sigma_mps=v['gnss_velocity_sigma_mps'],
         max_fix_age_s=v['max_fix_age_s'], min_confidence=v['min_confidence'],
         busy_policy=v['busy_policy'], low_confidence_policy=v['low_confidence_policy'],
         low_confidence_inflation=v['low_confidence_inflation'], publish_tf=v['publish_tf'],

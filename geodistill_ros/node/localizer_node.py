@@ -54,7 +54,11 @@ from geodistill_ros.node.config import check_map_source_options, config_from_val
 from geodistill_ros.node.diagnostics import NodeStats
 from geodistill_ros.node.fix_buffer import FixBuffer
 from geodistill_ros.node.fusion_adapter import NodeFusion
-from geodistill_ros.node.heading import HeadingSample
+from geodistill_ros.node.heading import (
+    HeadingSample,
+    VelocityHeading,
+    velocity_heading_from_msg,
+)
 from geodistill_ros.node.messages import (
     QuaternionError,
     navsatfix_to_fix,
@@ -191,6 +195,7 @@ class LocalizerNode(LifecycleNode):
         self._calibration_stamp_ns = 0
         self._calibration_error = ''
         self._heading: HeadingSample | None = None
+        self._velocity_heading: VelocityHeading | None = None
         self.fusion = NodeFusion(cfg)
         localizer, map_source = self._given
         if map_source is None:
@@ -372,6 +377,23 @@ class LocalizerNode(LifecycleNode):
         self._calibration_stamp_ns = stamp_to_ns(msg.header.stamp)
         self._calibration, self._calibration_error = calibration, ''
 
+    def on_gnss_velocity(self, msg) -> None:
+        """geometry_msgs/TwistWithCovarianceStamped or TwistStamped: the GNSS receiver's
+        east/north velocity; its course over ground is the 'velocity' yaw prior."""
+        self.stats.received('gnss_velocity')
+        sample = velocity_heading_from_msg(msg, self.config.gnss_velocity_min_speed_mps,
+                                           self.config.gnss_velocity_sigma_mps)
+        if sample == 'slow':  # standing or creeping: no course (the next source is used)
+            self._velocity_heading = None
+            return
+        if isinstance(sample, str):
+            self.stats.input_rejected('gnss_velocity', sample)
+            self.warn_throttled(f'gnss_velocity_{sample}', f'gnss_velocity rejected '
+                                f'({sample}): publish finite east/north velocities (m/s, '
+                                'linear.x east, linear.y north) with a non-negative covariance')
+            return
+        self._velocity_heading = sample
+
     def on_heading(self, msg) -> None:
         self.stats.received('heading_prior')
         frame = msg.header.frame_id
@@ -428,8 +450,12 @@ class LocalizerNode(LifecycleNode):
     def heading(self) -> HeadingSample | None:
         return self._heading
 
+    @property
+    def velocity_heading(self) -> VelocityHeading | None:
+        return self._velocity_heading
+
     def clear_heading(self) -> None:
-        self._heading = None
+        self._heading = self._velocity_heading = None
 
     @property
     def calibration(self):

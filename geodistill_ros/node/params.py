@@ -176,8 +176,20 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           choices=('torch', 'onnxruntime'), read_only=True),
     # --- yaw prior ----------------------------------------------------------------------------
     _spec('heading_source', 'auto', "yaw prior of base_frame: 'topic' (heading_prior), "
-          "'track' (fix track while moving), 'fixed' (default_yaw_deg), 'auto' = first "
-          'available of topic, track, fixed', choices=('auto', 'topic', 'track', 'fixed')),
+          "'velocity' (course over ground of gnss_velocity while moving), 'track' (fix track "
+          "while moving), 'fixed' (default_yaw_deg), 'auto' = first available of topic, "
+          'velocity, track, fixed', choices=('auto', 'topic', 'velocity', 'track', 'fixed')),
+    _spec('gnss_velocity_input', 'twist_with_covariance', "the GNSS receiver's velocity on "
+          "'gnss_velocity', linear.x east and linear.y north in m/s: "
+          "'twist_with_covariance' (geometry_msgs/TwistWithCovarianceStamped, e.g. ublox_gps "
+          "fix_velocity), 'twist' (geometry_msgs/TwistStamped, e.g. nmea_navsat_driver vel) "
+          "or 'none' (not subscribed)", choices=('twist_with_covariance', 'twist', 'none'),
+          read_only=True),
+    _spec('gnss_velocity_min_speed_mps', 2.0, 'below this speed the GNSS velocity gives no '
+          'heading (its course is noise)', min_value=0.0, max_value=100.0),
+    _spec('gnss_velocity_sigma_mps', 0.1, 'per-axis sigma of a GNSS velocity without a '
+          'covariance (TwistStamped, or an all-zero covariance)', min_value=1e-4,
+          max_value=100.0),
     _spec('yaw_prior_range_deg', 20.0, 'half-range (deg) of a measured heading (topic or '
           'track): the orientation search range of models that take one; when the model '
           'does not estimate yaw, the published yaw std is this / sqrt(3)',
@@ -191,7 +203,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('default_yaw_range_deg', 180.0, 'half-range (deg) around default_yaw_deg, as '
           'yaw_prior_range_deg (180 = unknown heading; 0 = known, e.g. north-aligned '
           'panoramas)', min_value=0.0, max_value=180.0),
-    _spec('heading_max_age_s', 0.5, 'heading_prior messages older than this are ignored',
+    _spec('heading_max_age_s', 0.5, 'heading_prior and gnss_velocity messages older than '
+          'this are ignored',
           min_value=0.0, max_value=3600.0),
     _spec('track_min_speed_mps', 1.0, 'below this speed the fix track gives no heading',
           min_value=0.0, max_value=100.0),

@@ -112,7 +112,8 @@ class LocalizationPipeline:
             track_yaw = track_heading((float(x0), float(y0)), (x_fix, y_fix),
                                       (stamp_ns - earlier.fix.stamp_ns) * 1e-9,
                                       cfg.track_min_speed_mps)
-        prior = choose_yaw_prior(cfg, stamp_ns, node.heading, track_yaw)
+        prior = choose_yaw_prior(cfg, stamp_ns, node.heading, track_yaw,
+                                 node.velocity_heading)
         lap('pairing')
 
         try:
@@ -127,10 +128,11 @@ class LocalizationPipeline:
         lap('crop')
 
         kwargs = {}
-        if self._auto_search and (prior.source == 'topic'
+        if self._auto_search and (prior.source in ('topic', 'velocity')
                                   or prior.range_deg > cfg.yaw_search_auto_max_range_deg):
-            # an INS heading: the search would only blur it; an unknown heading: a search
-            # over the whole circle costs seconds per frame
+            # an INS heading or a GNSS course over ground (about a degree while moving): the
+            # search would only blur it; an unknown heading: a search over the whole circle
+            # costs seconds per frame
             kwargs['use_yaw_search'] = False
         window, tracked_yaw = None, False
         if self._searches and kwargs.get('use_yaw_search', True) and node.fusion.tracks_yaw:
@@ -162,7 +164,8 @@ class LocalizationPipeline:
         if tracked_yaw:  # the localizer ran at the tracker's predicted yaw
             yaw_source, yaw_std_rad = 'yaw_tracker', float(window.predicted_std_rad)
         elif yaw_source == 'prior':  # the yaw is the prior: publish the prior's spread
-            yaw_std_rad = max(yaw_std_rad, prior_std_rad(prior.range_deg))
+            yaw_std_rad = max(yaw_std_rad, prior_std_rad(prior.range_deg)
+                              if prior.std_rad is None else prior.std_rad)
             if prior.source == 'fixed' and prior.range_deg > 0.0:
                 node.warn_throttled('no_heading', 'no heading for this frame and the model '
                                     'does not estimate yaw: publish heading_prior or drive '

@@ -16,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import (
     PoseWithCovarianceStamped,
     QuaternionStamped,
+    TwistStamped,
     TwistWithCovarianceStamped,
 )
 from nav_msgs.msg import OccupancyGrid, Odometry
@@ -112,6 +113,12 @@ class NodeIo:
                                   CAMERA_INFO_QOS))
         subs.append(subscribe(NavSatFix, 'fix', node.on_fix, FIX_QOS))
         subs.append(subscribe(QuaternionStamped, 'heading_prior', node.on_heading, FIX_QOS))
+        if cfg.gnss_velocity_input == 'twist_with_covariance':
+            subs.append(subscribe(TwistWithCovarianceStamped, 'gnss_velocity',
+                                  node.on_gnss_velocity, FIX_QOS))
+        elif cfg.gnss_velocity_input == 'twist':
+            subs.append(subscribe(TwistStamped, 'gnss_velocity', node.on_gnss_velocity,
+                                  FIX_QOS))
         if cfg.fusion_mode != 'none' and cfg.odometry_input == 'twist':
             subs.append(subscribe(TwistWithCovarianceStamped, 'twist', node.on_twist,
                                   ODOMETRY_QOS))

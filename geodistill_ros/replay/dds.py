@@ -139,7 +139,8 @@ def run_dds(bag: bp.DriveBag, values: dict, config: ReplayConfig, out_dir: Path)
     env = dds_environment(config, out_dir)
     cmd = node_command(write_params_file(values, out_dir / 'node.yaml'), bag, values)
     log_path = out_dir / 'node.log'
-    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
+    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed,
+                             config.gnss_velocity_noise_mps)
     with _environment(env), open(log_path, 'w') as node_log:
         LOG.info('starting the node: %s', ' '.join(cmd))
         proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT,

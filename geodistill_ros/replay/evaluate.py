@@ -238,8 +238,8 @@ def replay(config: ReplayConfig) -> ReplayResult:
         'device': values['device'],
         'drive': {k: bag.sidecar.get(k) for k in ('date', 'drive', 'frame_count', 'seed',
                                                   'noise', 'datum', 'camera_model')},
-        'heading': bp.HeadingFeed(config.heading, config.heading_noise_deg,
-                                  config.seed).describe(),
+        'heading': bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed,
+                                  config.gnss_velocity_noise_mps).describe(),
         'frames': dict(counts, processed=processed),
         'timing': {'wall_s': outcome.wall_s,
                    'throughput_hz': processed / outcome.wall_s if outcome.wall_s > 0 else None,
@@ -318,9 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help='play at this multiple of real time (default: as fast as the node '
                    'keeps up, waiting for each output)')
     p.add_argument('--frames', type=int, default=None, help='replay only the first N images')
-    p.add_argument('--heading', choices=('oxts', 'none'), default='oxts',
-                   help="heading prior: the bag's OXTS attitude (an INS) or none (the node "
-                   'uses the fix track)')
+    p.add_argument('--heading', choices=bp.HEADING_SOURCES, default='oxts',
+                   help="heading input: the bag's OXTS attitude as heading_prior (an INS), "
+                   "gnss_velocity (a GNSS receiver's east/north velocity from the ground "
+                   "truth with --gnss-velocity-noise-mps, the node's course-over-ground "
+                   'prior) or none (the node uses the fix track)')
+    p.add_argument('--gnss-velocity-noise-mps', type=float, default=0.1,
+                   help='with --heading gnss_velocity: per-axis noise (1 sigma, seeded)')
     p.add_argument('--heading-noise-deg', type=float, default=0.0,
                    help='Gaussian noise added to the OXTS heading (1 sigma, seeded)')
     p.add_argument('--seed', type=int, default=0, help='seed of the heading noise')
@@ -344,6 +348,7 @@ def main(args=None) -> int:
                           checkpoint=ns.checkpoint, device=ns.device, offline=ns.offline,
                           rate=ns.rate, max_frames=ns.frames, heading=ns.heading,
                           heading_noise_deg=ns.heading_noise_deg, seed=ns.seed,
+                          gnss_velocity_noise_mps=ns.gnss_velocity_noise_mps,
                           params=dict(ns.param), frame_timeout_s=ns.frame_timeout_s,
                           isolated=ns.isolated, large_message_profile=not ns.no_dds_profile,
                           plots=not ns.no_plots)

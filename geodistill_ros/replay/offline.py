@@ -18,8 +18,8 @@ from geodistill_ros.node.config import config_from_values
 from geodistill_ros.node.diagnostics import NodeStats
 from geodistill_ros.node.fix_buffer import FixBuffer
 from geodistill_ros.node.fusion_adapter import NodeFusion
-from geodistill_ros.node.heading import HeadingSample
-from geodistill_ros.node.messages import navsatfix_to_fix
+from geodistill_ros.node.heading import HeadingSample, velocity_heading_from_msg
+from geodistill_ros.node.messages import navsatfix_to_fix, ns_to_stamp
 from geodistill_ros.node.model_loading import load_localizer, resolve_device
 from geodistill_ros.node.pipeline import Frame, LocalizationPipeline, Rejected
 from geodistill_ros.replay.records import FrameOutput, ReplayConfig, RunOutcome
@@ -36,6 +36,7 @@ class _OfflineNode:
         self.config, self.localizer, self.map_source = config, localizer, map_source
         self.stats, self._fixes, self.datum = NodeStats(), FixBuffer(), config.datum
         self._calibration, self.heading, self.outputs = (None, ''), None, {}
+        self.velocity_heading = None
         self.single_outputs: dict = {}
         self.fusion = NodeFusion(config)
         self.frame_hook = frame_hook
@@ -54,7 +55,7 @@ class _OfflineNode:
                 self._fixes.at(stamp_ns - int(track_window_s * 1e9), max_age_s))
 
     def clear_heading(self) -> None:
-        self.heading = None
+        self.heading = self.velocity_heading = None
 
     @property
     def calibration(self):
@@ -69,9 +70,17 @@ class _OfflineNode:
         if self.frame_hook is not None:
             self.frame_hook(stamp_ns, single, fix, crop, result)
 
-    def handle(self, event: bp.BagEvent, heading_yaw: float | None) -> None:
+    def handle(self, event: bp.BagEvent, heading_yaw: float | None,
+               velocity: tuple[float, float, float] | None = None) -> None:
         if heading_yaw is not None:
             self.heading = HeadingSample(event.stamp_ns, heading_yaw)
+        if velocity is not None:  # as LocalizerNode.on_gnss_velocity
+            cfg = self.config
+            sample = velocity_heading_from_msg(
+                bp.gnss_velocity_msg(ns_to_stamp(event.stamp_ns), *velocity),
+                cfg.gnss_velocity_min_speed_mps, cfg.gnss_velocity_sigma_mps)
+            if sample == 'slow' or not isinstance(sample, str):  # rejected: the last stays
+                self.velocity_heading = None if sample == 'slow' else sample
         if event.role == 'fix_input':
             fix = navsatfix_to_fix(event.msg)
             rejection = self._fixes.insert(fix)
@@ -115,13 +124,14 @@ def run_offline(bag: bp.DriveBag, values: dict, config: ReplayConfig,
         LOG.warning(note)
     localizer = load_localizer(node_config, device, LOG.warning)
     localizer.warmup()
-    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed)
+    heading = bp.HeadingFeed(config.heading, config.heading_noise_deg, config.seed,
+                             config.gnss_velocity_noise_mps)
     started, images = time.monotonic(), []
     with make_source(node_config.map_source_kind, **node_config.map_source_options) as source:
         node = _OfflineNode(node_config, localizer, source, frame_hook)
         for event in bp.play_events(bag, config.max_frames):
             images += [event.stamp_ns] if event.role == 'image' else []
-            node.handle(event, heading.yaw_for(event))
+            node.handle(event, heading.yaw_for(event), heading.velocity_for(event))
     stats = node.stats
     counts = {'images': len(images), 'outputs': len(node.outputs),
               'low_confidence': stats.totals['low_confidence'],

@@ -28,6 +28,7 @@ class ReplayConfig:
     max_frames: int | None = None
     heading: str = 'oxts'
     heading_noise_deg: float = 0.0
+    gnss_velocity_noise_mps: float = 0.1
     seed: int = 0
     params: dict = field(default_factory=dict)
     frame_timeout_s: float = 60.0

@@ -200,3 +200,36 @@ def test_yaw_variance_is_the_priors_when_the_model_does_not_estimate_yaw(
         assert yaw_of(pose) == pytest.approx(expected_yaw, abs=1e-5)
         if heading is None:
             assert '104 deg' in h.wait_warning('no heading for this frame')
+
+
+def test_gnss_velocity_course_is_the_yaw_prior_with_its_std(ros_isolation, tif):
+    """A GNSS velocity (east/north) on gnss_velocity: its course over ground is the prior,
+    published with the velocity's cross-track sigma over the speed; a NaN velocity is
+    rejected and counted, never used."""
+    from geometry_msgs.msg import TwistWithCovarianceStamped
+
+    from geodistill_ros.node.messages import ns_to_stamp
+    from geodistill_ros.node.topics import FIX_QOS
+    scripted = ScriptedLocalizer(estimates_yaw=False, yaw_std_rad=math.radians(0.1))
+    with NodeHarness(base_overrides(tif, default_yaw_deg=30.0), scripted) as h:
+        pub = h.tester.create_publisher(TwistWithCovarianceStamped, 'gnss_velocity', FIX_QOS)
+        h.spin_until(lambda: pub.get_subscription_count() > 0, 5.0, 'gnss_velocity match')
+
+        def velocity(east, north, sigma):
+            msg = TwistWithCovarianceStamped()
+            msg.header.stamp = ns_to_stamp(STAMP_NS)
+            msg.twist.twist.linear.x, msg.twist.twist.linear.y = east, north
+            cov = [0.0] * 36
+            cov[0] = cov[7] = sigma ** 2
+            msg.twist.covariance = cov
+            return msg
+        pub.publish(velocity(math.nan, 1.0, 0.1))
+        pub.publish(velocity(-4.0, 4.0, 0.2))  # north-west at 5.7 m/s
+        h.spin_until(lambda: h.node.velocity_heading is not None, 5.0, 'the course')
+        pose = localize_once(h, fix_en_m=(0.0, 0.0))
+        assert math.degrees(yaw_of(pose)) == pytest.approx(135.0, abs=1e-4)
+        cov = np.array(pose.pose.covariance).reshape(6, 6)
+        assert math.sqrt(cov[5, 5]) == pytest.approx(0.2 / math.hypot(4.0, 4.0), rel=1e-4)
+        diag = h.last_diagnostics()
+        assert diag['yaw_prior_source'] == 'velocity'
+        assert int(diag['gnss_velocity_rejected_non_finite_total']) == 1

@@ -128,6 +128,26 @@ def test_heading_feed_is_the_oxts_yaw_plus_seeded_noise(drive):
     assert bp.HeadingFeed('none').yaw_for(poses[0]) is None
 
 
+def test_heading_feed_gnss_velocity_is_the_truth_velocity_plus_seeded_noise(drive):
+    bag = bp.open_drive_bag(drive['bag'])
+    poses = bp.read_role(bag, 'truth_pose')
+    feed = bp.HeadingFeed('gnss_velocity', velocity_noise_mps=1e-4)
+    samples = [feed.velocity_for(e) for e in poses]
+    assert samples[0] is None and all(s is not None for s in samples[1:])
+    assert all(feed.yaw_for(e) is None for e in poses)  # no heading_prior alongside
+    for a, b, sample in zip(poses, poses[1:], samples[1:], strict=False):
+        dt = (b.stamp_ns - a.stamp_ns) * 1e-9
+        pa, pb = a.msg.pose.position, b.msg.pose.position
+        assert sample[0] == pytest.approx((pb.x - pa.x) / dt, abs=1e-3)
+        assert sample[1] == pytest.approx((pb.y - pa.y) / dt, abs=1e-3)
+        assert sample[2] == 1e-4
+    noisy = [bp.HeadingFeed('gnss_velocity', seed=3).velocity_for(e) for e in poses[:2]]
+    again = [bp.HeadingFeed('gnss_velocity', seed=3).velocity_for(e) for e in poses[:2]]
+    assert noisy == again and noisy[1] != samples[1]
+    with pytest.raises(ValueError, match='velocity noise'):
+        bp.HeadingFeed('gnss_velocity', velocity_noise_mps=0.0)
+
+
 def test_node_parameters_come_from_the_sidecar_and_the_checkpoint(drive, tmp_path):
     bag = bp.open_drive_bag(drive['bag'])
     values = node_parameters(bag, config(drive, tmp_path, params={'max_fix_age_s': 1}))
