@@ -111,7 +111,8 @@ class NodeStats:
             self.fixes_rejected_total[reason] += 1
 
     def input_rejected(self, topic: str, reason: str) -> None:
-        """A CameraInfo, heading_prior or gnss_velocity message not used (``<topic>_rejected_<reason>``)."""
+        """A CameraInfo, heading_prior or gnss_velocity message not used
+        (``<topic>_rejected_<reason>``)."""
         with self._lock:
             key = f'{topic}_rejected_{reason}'
             self._window['inputs_rejected'][key] += 1
