@@ -44,6 +44,11 @@ def generate_launch_description():
                               description='sensor_msgs/NavSatFix input'),
         DeclareLaunchArgument('heading_topic', default_value='/heading_prior',
                               description='optional yaw prior (geometry_msgs/QuaternionStamped)'),
+        DeclareLaunchArgument('gnss_velocity_topic', default_value='/gnss/fix_velocity',
+                              description="optional GNSS receiver velocity, east/north m/s "
+                              '(TwistWithCovarianceStamped, or TwistStamped with '
+                              'gnss_velocity_input twist): its course over ground is the yaw '
+                              'prior without an INS'),
         DeclareLaunchArgument('twist_topic', default_value='/odometry/twist',
                               description='odometry for the filter (geometry_msgs/'
                               'TwistWithCovarianceStamped, base_link; fusion.odometry twist)'),
@@ -74,6 +79,7 @@ def generate_launch_description():
             ('camera_info', LaunchConfiguration('camera_info_topic')),
             ('fix', LaunchConfiguration('fix_topic')),
             ('heading_prior', LaunchConfiguration('heading_topic')),
+            ('gnss_velocity', LaunchConfiguration('gnss_velocity_topic')),
             ('twist', LaunchConfiguration('twist_topic')),
             ('odom', LaunchConfiguration('odom_topic')),
         ],

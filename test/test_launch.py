@@ -192,7 +192,7 @@ def test_every_launch_configuration_is_declared(description):
 def test_remappings_target_the_node_topics(description, ros_isolation, tmp_path):
     remappings = dict(the_node(description)['remappings'])
     assert set(remappings) == {'image', 'image/compressed', 'camera_info', 'fix',
-                               'heading_prior', 'twist', 'odom'}
+                               'heading_prior', 'gnss_velocity', 'twist', 'odom'}
     for target in remappings.values():
         assert type(target).__name__ == 'LaunchConfiguration'
     subscribed = set()
