@@ -5,6 +5,8 @@ Topics (relative; remapped by launch/localize.launch.py):
        camera_info (CameraInfo, pinhole cameras)                          sensor data, depth 1
        fix (NavSatFix)                                                    sensor data, depth 10
        heading_prior (geometry_msgs/QuaternionStamped, base yaw in map)   sensor data, depth 10
+       gnss_velocity (TwistWithCovarianceStamped or TwistStamped; east/north m/s: the
+           course over ground as the yaw prior; gnss_velocity_input)      sensor data, depth 10
        twist (TwistWithCovarianceStamped, base_frame; fusion.odometry twist) sensor, depth 50
        odom (nav_msgs/Odometry; fusion.odometry odometry)                 sensor data, depth 50
   out  pose (PoseWithCovarianceStamped): the filter's posterior    reliable, volatile, depth 10
