@@ -50,7 +50,7 @@ def drives(which: str, camera: str) -> list[tuple[str, Path, Path, float, int]]:
     out = []
     for name, (noise, seed) in BENCH_HEADING.items():
         folder = ROOT / 'outputs' / 'bench_fusion' / f'{camera}_{name}'
-        maps = sorted((folder / 'data').rglob('*.tif'))
+        maps = sorted(folder.glob('data*/**/*.tif'))  # data/ (pinhole), data_panorama/
         if not maps:
             raise SystemExit(f'{folder}: no drive; run python bench/bench_fusion.py first')
         out.append((name, folder / 'bag', maps[0], noise, seed))
