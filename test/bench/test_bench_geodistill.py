@@ -4,19 +4,13 @@ The benchmark itself takes CPU hours (README); these tests pin how its configs d
 the preset, so that a row cannot silently drift from its definition.
 """
 from dataclasses import asdict
-import importlib.util
-from pathlib import Path
-import sys
 
+from bench_module import load_bench
 import pytest
 
 from geodistill_core.training import preset
 
-_PATH = Path(__file__).resolve().parents[2] / 'bench' / 'bench_geodistill.py'
-_SPEC = importlib.util.spec_from_file_location('bench_geodistill', _PATH)
-bench = importlib.util.module_from_spec(_SPEC)
-sys.modules.setdefault('bench_geodistill', bench)   # dataclasses look their module up
-_SPEC.loader.exec_module(bench)
+bench = load_bench('bench_geodistill')
 
 
 def _diff(a, b, prefix=''):

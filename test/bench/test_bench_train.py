@@ -1,23 +1,13 @@
 """bench_train's reference-structure variant: same model and loss, the reference's autograd
 through the teacher (the memory the comparison measures)."""
 from dataclasses import replace
-import importlib.util
-from pathlib import Path
 
+from bench_module import load_bench
 import torch
 
 from geodistill_core.training.distill import DistillObjective
 from geodistill_core.training.models import build_model
 from geodistill_core.training.presets import preset
-
-BENCH = Path(__file__).resolve().parents[2] / 'bench' / 'bench_train.py'
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location('bench_train', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _objective():
@@ -30,7 +20,7 @@ def _objective():
 
 
 def test_reference_structure_gives_the_same_loss_with_gradients_through_the_teacher():
-    bench = _bench()
+    bench = load_bench('bench_train')
     conf, ours = _objective()
     _, reference = _objective()
     bench.reference_step_structure(reference)

@@ -3,21 +3,15 @@
 The benchmark itself renders drives and runs minutes (model cards); these tests pin its
 pure parts on score curves whose answer is known, and its argument checks.
 """
-import importlib.util
 import math
-from pathlib import Path
-import sys
 
+from bench_module import load_bench
 import numpy as np
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / 'bench' / 'bench_yaw_search.py'
-_SPEC = importlib.util.spec_from_file_location('bench_yaw_search', _PATH)
-bench = importlib.util.module_from_spec(_SPEC)
-sys.modules.setdefault('bench_yaw_search', bench)
-_SPEC.loader.exec_module(bench)
+from geodistill_core.rotation_search import RotationSearchConfig
 
-from geodistill_core.rotation_search import RotationSearchConfig  # noqa: E402
+bench = load_bench('bench_yaw_search')
 
 
 def dense_curves(peaks_deg, width_deg=2.0, range_deg=10.0, step_deg=0.25):
