@@ -90,6 +90,15 @@ def track_heading(xy_then_m, xy_now_m, dt_s: float, min_speed_mps: float) -> flo
     return math.atan2(dy, dx)
 
 
+def next_velocity_heading(current: VelocityHeading | None, sample: VelocityHeading | str
+                          ) -> VelocityHeading | None:
+    """The course kept after a velocity_heading result: the new one; none when the vehicle
+    is slow (the next heading source takes over); the last good one when it was rejected."""
+    if sample == 'slow':
+        return None
+    return current if isinstance(sample, str) else sample
+
+
 def velocity_heading_from_msg(msg, min_speed_mps: float, default_sigma_mps: float
                               ) -> VelocityHeading | str:
     """velocity_heading of a geometry_msgs/TwistWithCovarianceStamped or TwistStamped

@@ -59,6 +59,7 @@ from geodistill_ros.node.fusion_adapter import NodeFusion
 from geodistill_ros.node.heading import (
     HeadingSample,
     VelocityHeading,
+    next_velocity_heading,
     velocity_heading_from_msg,
 )
 from geodistill_ros.node.messages import (
@@ -385,16 +386,12 @@ class LocalizerNode(LifecycleNode):
         self.stats.received('gnss_velocity')
         sample = velocity_heading_from_msg(msg, self.config.gnss_velocity_min_speed_mps,
                                            self.config.gnss_velocity_sigma_mps)
-        if sample == 'slow':  # standing or creeping: no course (the next source is used)
-            self._velocity_heading = None
-            return
-        if isinstance(sample, str):
+        if isinstance(sample, str) and sample != 'slow':
             self.stats.input_rejected('gnss_velocity', sample)
             self.warn_throttled(f'gnss_velocity_{sample}', f'gnss_velocity rejected '
                                 f'({sample}): publish finite east/north velocities (m/s, '
                                 'linear.x east, linear.y north) with a non-negative covariance')
-            return
-        self._velocity_heading = sample
+        self._velocity_heading = next_velocity_heading(self._velocity_heading, sample)
 
     def on_heading(self, msg) -> None:
         self.stats.received('heading_prior')

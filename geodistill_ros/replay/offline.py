@@ -18,8 +18,12 @@ from geodistill_ros.node.config import config_from_values
 from geodistill_ros.node.diagnostics import NodeStats
 from geodistill_ros.node.fix_buffer import FixBuffer
 from geodistill_ros.node.fusion_adapter import NodeFusion
-from geodistill_ros.node.heading import HeadingSample, velocity_heading_from_msg
-from geodistill_ros.node.messages import navsatfix_to_fix, ns_to_stamp
+from geodistill_ros.node.heading import (
+    HeadingSample,
+    next_velocity_heading,
+    velocity_heading,
+)
+from geodistill_ros.node.messages import navsatfix_to_fix
 from geodistill_ros.node.model_loading import load_localizer, resolve_device
 from geodistill_ros.node.pipeline import Frame, LocalizationPipeline, Rejected
 from geodistill_ros.replay.records import FrameOutput, ReplayConfig, RunOutcome
@@ -75,12 +79,13 @@ class _OfflineNode:
         if heading_yaw is not None:
             self.heading = HeadingSample(event.stamp_ns, heading_yaw)
         if velocity is not None:  # as LocalizerNode.on_gnss_velocity
+            east, north, sigma = velocity
             cfg = self.config
-            sample = velocity_heading_from_msg(
-                bp.gnss_velocity_msg(ns_to_stamp(event.stamp_ns), *velocity),
-                cfg.gnss_velocity_min_speed_mps, cfg.gnss_velocity_sigma_mps)
-            if sample == 'slow' or not isinstance(sample, str):  # rejected: the last stays
-                self.velocity_heading = None if sample == 'slow' else sample
+            sample = velocity_heading(event.stamp_ns, east, north,
+                                      [[sigma ** 2, 0.0], [0.0, sigma ** 2]],
+                                      cfg.gnss_velocity_min_speed_mps,
+                                      cfg.gnss_velocity_sigma_mps)
+            self.velocity_heading = next_velocity_heading(self.velocity_heading, sample)
         if event.role == 'fix_input':
             fix = navsatfix_to_fix(event.msg)
             rejection = self._fixes.insert(fix)

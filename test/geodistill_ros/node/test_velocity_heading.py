@@ -11,6 +11,7 @@ from geodistill_ros.node.heading import (  # noqa: E402
     HeadingSample,
     VelocityHeading,
     choose_yaw_prior,
+    next_velocity_heading,
     velocity_heading,
     velocity_heading_from_msg,
 )
@@ -82,3 +83,12 @@ def test_prior_order_topic_velocity_track_and_age():
                                  'map_source.path': 'x.tif', 'heading_source': 'velocity'})
     assert choose_yaw_prior(forced, T, heading, 2.0, velocity).source == 'velocity'
     assert choose_yaw_prior(forced, T, heading, 2.0, None).source == 'fixed'
+
+
+def test_the_course_kept_after_each_message():
+    good = VelocityHeading(T, 0.5, 0.01)
+    newer = VelocityHeading(T + 10**8, 0.6, 0.01)
+    assert next_velocity_heading(good, newer) is newer
+    assert next_velocity_heading(good, 'slow') is None  # standing: the next source
+    for reason in ('non_finite', 'negative_variance'):  # rejected: the last good one stays
+        assert next_velocity_heading(good, reason) is good
