@@ -69,7 +69,7 @@ SETTINGS = {'vgg': 'vigor_cross', 'lite0': 'synthetic_bench', 'default': 'synthe
 PINNED = {'default': {'data': {'ground_hw': (128, 512), 'sat_size': 192},
                       'model': {'template_fraction': 1.0},
                       'weak': {'gnss_window_m': 14.2}}}
-VARIANTS = ('head', 'refstep', 'fp32', 'bf16', 'bf16_ckpt')
+VARIANTS = ('head', 'refstep', 'fp32', 'bf16', 'bf16_ckpt', 'fp32_bnbatch', 'fp32_bnfrozen')
 CHECKPOINTABLE = ('vgg',)  # BatchNorm backbones refuse activation checkpointing
 
 
@@ -149,7 +149,7 @@ def reference_step_structure(objective) -> None:
 
 def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last: bool | None,
                warmup: int, steps: int, checkpointing: bool = False,
-               reference_structure: bool = False) -> dict:
+               reference_structure: bool = False, batchnorm: str = 'keep') -> dict:
     """Time Trainer.train_step of `setting` with the code importable here."""
     import torch
     torch.set_num_threads(1)
@@ -171,6 +171,10 @@ def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last
         loop['channels_last'] = channels_last
     if checkpointing:
         loop['activation_checkpointing'] = True
+    if batchnorm != 'keep':
+        if 'batchnorm' not in loop_fields:
+            raise SystemExit('this code has no LoopConfig.batchnorm')
+        loop['batchnorm'] = batchnorm
     pinned = PINNED.get(setting, {})
     conf = replace(conf, loop=replace(conf.loop, **loop),
                    data=replace(conf.data, batch_size=batch_size, num_workers=0,
@@ -207,6 +211,7 @@ def run_worker(setting: str, task: str, batch_size: int, amp: str, channels_last
             'amp': conf.loop.amp, 'amp_active': str(trainer.amp_dtype),
             'channels_last': getattr(conf.loop, 'channels_last', False),
             'activation_checkpointing': checkpointing,
+            'batchnorm': getattr(conf.loop, 'batchnorm', 'batch'),
             'reference_structure': reference_structure,
             'step_s': step_s, 'wall_samples_per_s': batch_size / step_s,
             'cpu_step_s': cpu_step_s, 'samples_per_s': batch_size / cpu_step_s,
@@ -241,8 +246,10 @@ def run_variant(variant: str, setting: str, args, baseline_root: Path | None) ->
     else:
         env['PYTHONPATH'] = str(REPO)
         memory_format = {True: 'on', False: 'off', None: 'keep'}[args.channels_last]
-        cmd += ['--amp', 'none' if variant == 'fp32' else 'bf16', '--channels-last',
+        cmd += ['--amp', 'bf16' if variant.startswith('bf16') else 'none', '--channels-last',
                 memory_format] + (['--checkpointing'] if variant == 'bf16_ckpt' else [])
+        if variant.startswith('fp32_bn'):
+            cmd += ['--batchnorm', variant.removeprefix('fp32_bn')]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     if done.returncode:
         raise RuntimeError(f'{variant} {setting} failed:\n{done.stderr[-3000:]}')
@@ -353,6 +360,8 @@ def parse_args(argv=None):
     parser.add_argument('--channels-last', default='on', choices=('on', 'off', 'keep'),
                         help="current code's LoopConfig.channels_last ('keep': its default)")
     parser.add_argument('--amp', default='none', help=argparse.SUPPRESS)
+    parser.add_argument('--batchnorm', default='keep', choices=('keep', 'batch', 'frozen'),
+                        help=argparse.SUPPRESS)
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--out', default=str(REPO / 'bench' / 'results' / 'train.json'))
     args = parser.parse_args(argv)
@@ -365,6 +374,7 @@ if __name__ == '__main__':
     if ARGS.worker:
         print(json.dumps(run_worker(ARGS.settings[0], ARGS.task, ARGS.batch, ARGS.amp,
                                     ARGS.channels_last, ARGS.warmup, ARGS.steps,
-                                    ARGS.checkpointing, ARGS.reference_structure)))
+                                    ARGS.checkpointing, ARGS.reference_structure,
+                                    ARGS.batchnorm)))
     else:
         main(ARGS)

@@ -20,6 +20,7 @@ from geodistill_core.models.ccvpe.supervised_loss import CcvpeLossConfig
 
 TASKS = ('location', 'distill', 'orientation')
 AMP_MODES = ('none', 'bf16', 'fp16')
+BATCHNORM_MODES = ('batch', 'frozen')
 MASKS = ('fov', 'random_patch', 'max_activation', 'none')
 EMA_SCOPES = ('state', 'parameters')
 AUGMENT_STARTS = ('base', 'scratch')
@@ -173,7 +174,13 @@ class LoopConfig:
     activation_checkpointing: recompute the trained model's backbone activations in the
         backward pass instead of keeping them (less memory for large backbones: VGG16,
         DINOv2; one more backbone forward per step). Refused for backbones with BatchNorm
-        (their running statistics would be updated twice).
+        (their running statistics would be updated twice) unless batchnorm is 'frozen'.
+    batchnorm: 'batch': BatchNorm layers train on batch statistics and update their
+        running ones (the usual training mode); 'frozen': they normalise with their running
+        (pretrained) statistics, never update them, and fold into the convolution before
+        them where one precedes them (models/frozen_batchnorm.py: no per-pixel
+        normalisation pass, forward or backward; the affine weight and bias still train).
+        For pretrained backbones with small batches; no effect on models without BatchNorm.
     device: 'auto' (CUDA when present), 'cpu' or 'cuda'.
     """
 
@@ -187,6 +194,7 @@ class LoopConfig:
     amp: str = 'none'
     channels_last: bool = True
     activation_checkpointing: bool = False
+    batchnorm: str = 'batch'
     device: str = 'auto'
     seed: int = 0
     progress: bool = True
@@ -200,6 +208,8 @@ class LoopConfig:
         _check(self.select_metric in SELECT_METRICS,
                f'select_metric must be one of {SELECT_METRICS}')
         _check(self.device in ('auto', 'cpu', 'cuda'), f'bad device {self.device!r}')
+        _check(self.batchnorm in BATCHNORM_MODES,
+               f'batchnorm must be one of {BATCHNORM_MODES}, got {self.batchnorm!r}')
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from geodistill_core.models.frozen_batchnorm import FROZEN_CLASSES, freeze_batchnorm
 from geodistill_core.precision import (
     AMP_DTYPES,
     autocast,
@@ -95,11 +96,13 @@ def enable_activation_checkpointing(module: nn.Module) -> int:
                          'supports it (the correlation estimator does)')
     for estimator in estimators:
         norms = [name for name, m in estimator.named_modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and not isinstance(m, FROZEN_CLASSES)]
         if norms:
             raise ValueError(f'activation_checkpointing with BatchNorm layers ({norms[0]}, ...'
                              f' {len(norms)} in all) would update their running statistics '
-                             'twice per step; use it for VGG16 or DINOv2 backbones')
+                             'twice per step; use it for VGG16 or DINOv2 backbones, or with '
+                             "loop.batchnorm='frozen'")
         estimator.activation_checkpointing = True
     return len(estimators)
 
@@ -123,6 +126,9 @@ class Trainer:
                            'bfloat16); training in float32', loop.amp, self.device)
             self.amp_dtype = None
         objective.to(self.device)
+        if loop.batchnorm == 'frozen':  # teachers too: the same function in both
+            for module in objective.state_modules().values():
+                freeze_batchnorm(module)
         if loop.channels_last:
             for module in objective.state_modules().values():
                 to_channels_last(module)
