@@ -176,3 +176,28 @@ def test_trained_model_checkpoint_loads_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ['LocationModel', 'training_model']
+
+
+def test_checkpoint_models_are_folded_with_the_plain_models_output():
+    """from_checkpoints folds the BatchNorms (inference speed); the heatmap and pose are the
+    plain eval model's. The embedded pinhole default: a Lite0 model with 30 norms."""
+    from geodistill_core.localizer import ASSETS_DIR
+    from geodistill_core.models.frozen_batchnorm import frozen_batchnorm_count
+    from geodistill_core.training.models import load_trained_model
+    folded = Localizer.default('pinhole', device='cpu', yaw_search='none')
+    n_norms = sum(isinstance(m, nn.BatchNorm2d) for m in folded.location_model.modules())
+    assert n_norms > 0 and frozen_batchnorm_count(folded.location_model) == n_norms
+    model, _, _ = load_trained_model(ASSETS_DIR / 'default_pinhole_location')
+    assert frozen_batchnorm_count(model) == 0
+    plain = Localizer(model, kind='correlation', ground_hw=folded.ground_hw,
+                      sat_size_px=folded.sat_size_px, camera_model='pinhole',
+                      camera_height_m=folded.camera_height_m, device='cpu',
+                      calibration=folded.calibration)
+    g = torch.Generator().manual_seed(3)
+    ground, sat = torch.rand(2, 3, 375, 1242, generator=g), torch.rand(2, 3, 256, 256, generator=g)
+    K = torch.tensor([[720.0, 0.0, 620.0], [0.0, 720.0, 187.0], [0.0, 0.0, 1.0]])
+    a = plain.localize(ground, sat, 0.2, yaw_prior_rad=0.3, K=K)
+    b = folded.localize(ground, sat, 0.2, yaw_prior_rad=0.3, K=K)
+    torch.testing.assert_close(b.heatmap_log_prob_base, a.heatmap_log_prob_base,
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(b.offset_en_m, a.offset_en_m, atol=1e-3, rtol=0)

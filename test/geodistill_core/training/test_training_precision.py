@@ -12,6 +12,7 @@ import torch
 
 from geodistill_core import precision
 from geodistill_core.localizer import Localizer
+from geodistill_core.models.frozen_batchnorm import freeze_batchnorm, frozen_batchnorm_count
 from geodistill_core.training import DistillConfig, WeakConfig
 from geodistill_core.training.adapter import batch_to_location_inputs, location_scores
 from geodistill_core.training.config import LoopConfig, ModelConfig, TrainConfig
@@ -114,13 +115,14 @@ def test_teacher_pass_keeps_no_autograd_graph():
     assert all(p.grad is not None for p in objective.student.parameters())
 
 
-def _trainer(tmp_path, **loop):
+def _trainer(tmp_path, kind='vgg', **loop):
+    name, levels, ground_hw, sat_size = TINY[kind]
     conf = TrainConfig(data=TrainConfig().data.__class__(dataset='flat_world', batch_size=3,
                                                          min_distance_m=0.0, num_workers=0,
-                                                         ground_hw=(32, 64), sat_size=64),
-                       model=ModelConfig(ground_backbone='vgg16_unet_tiny',
-                                         satellite_backbone='vgg16_unet_tiny',
-                                         pretrained=False),
+                                                         ground_hw=ground_hw,
+                                                         sat_size=sat_size),
+                       model=ModelConfig(ground_backbone=name, satellite_backbone=name,
+                                         pretrained=False, levels=levels),
                        loop=LoopConfig(device='cpu', progress=False, tensorboard=False, **loop))
     model = build_model(conf.model)
     objective = DistillObjective(model, DistillConfig(), WeakConfig())
@@ -200,6 +202,52 @@ def test_activation_checkpointing_refuses_batchnorm_backbones():
         enable_activation_checkpointing(model)
     with pytest.raises(ValueError, match='no estimator'):
         enable_activation_checkpointing(torch.nn.Linear(2, 2))
+
+
+def _running_statistics(module):
+    return {k: v.clone() for k, v in module.state_dict().items() if 'running_' in k}
+
+
+@pytest.mark.parametrize('batchnorm', ['batch', 'frozen'])
+def test_trainer_frozen_batchnorm_keeps_statistics_and_trains_the_affine(tmp_path, batchnorm):
+    trainer, model = _trainer(tmp_path, kind='lite0', batchnorm=batchnorm)
+    teacher = trainer.objective.teacher
+    n_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert frozen_batchnorm_count(model) == (n_norms if batchnorm == 'frozen' else 0)
+    assert frozen_batchnorm_count(teacher) == (n_norms if batchnorm == 'frozen' else 0)
+    before = _running_statistics(model)
+    logged = trainer.train_step(tiny_batch('lite0'))
+    assert math.isfinite(logged['loss'])
+    after = _running_statistics(model)
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    if batchnorm == 'frozen':
+        assert not moved
+        norm = model.estimator.ground_extractor
+        assert any(n.endswith('bn1.weight') and p.grad is not None and p.grad.abs().sum() > 0
+                   for n, p in norm.named_parameters())
+    else:  # the counter-example: batch statistics update the running ones
+        assert moved
+
+
+def test_activation_checkpointing_with_frozen_batchnorm_same_gradients():
+    batch = tiny_batch('lite0')
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model('lite0').train()
+        freeze_batchnorm(model)
+        objective = WeakObjective(model, WeakConfig())
+        if checkpointing:
+            assert enable_activation_checkpointing(objective.train_module) == 1
+        objective.train_module(batch, 0)['loss'].backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
+
+
+def test_loop_config_refuses_an_unknown_batchnorm_mode():
+    with pytest.raises(ValueError, match='batchnorm'):
+        LoopConfig(batchnorm='sync')
 
 
 @pytest.mark.parametrize('native', [True, False])
