@@ -22,6 +22,9 @@ interleaved (head, fp32, bf16, head, ...) so that load on a shared machine hits 
   bfloat16);
 - bf16_ckpt: bf16 plus LoopConfig.activation_checkpointing (VGG only: the memory option;
   not run by default, --variants head fp32 bf16 bf16_ckpt);
+- fp32_bnbatch / fp32_bnfrozen: fp32 with LoopConfig.batchnorm forced to 'batch' (batch
+  statistics) or 'frozen' (running statistics, folded into the convolutions:
+  models/frozen_batchnorm.py), whatever the preset's default (not run by default);
 - refstep: the reference implementation's GeoDistill step structure (tongshw/GeoDistill
   train_*.py: train_epoch_geodistill) around the current code's model, so that the model is
   identical and only the step differs: the teacher (a deep copy whose parameters still

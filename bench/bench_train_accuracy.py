@@ -66,8 +66,10 @@ MODELS = {
                        levels=(0, 2), pretrained=False),
     'pinhole': None,  # preset synthetic_kitti
 }
-# variant -> LoopConfig fields on top of the plain loop
-VARIANTS = {'fp32': {}, 'bf16': {'amp': 'bf16'}, 'bnfrozen': {'batchnorm': 'frozen'}}
+# variant -> its LoopConfig fields (whatever a preset's defaults: fp32 is the plain loop)
+VARIANTS = {'fp32': {'amp': 'none', 'batchnorm': 'batch'},
+            'bf16': {'amp': 'bf16', 'batchnorm': 'batch'},
+            'bnfrozen': {'amp': 'none', 'batchnorm': 'frozen'}}
 WITHOUT_BATCHNORM = ('vgg',)
 
 
