@@ -35,8 +35,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 import json
-import statistics
 from pathlib import Path
+import statistics
 import tempfile
 import time
 
@@ -148,7 +148,8 @@ def summarise(runs: dict, seeds: list[int]) -> dict:
         reference = [finals[f'{task}_fp32_seed{s}'] for s in seeds]
         out[key] = {'per_seed_m': [round(v, 3) for v in per_seed],
                     'mean_m': statistics.fmean(per_seed),
-                    'minus_fp32_m': statistics.fmean(a - b for a, b in zip(per_seed, reference)),
+                    'minus_fp32_m': statistics.fmean(a - b for a, b in zip(per_seed, reference,
+                                                                          strict=True)),
                     'fp32_seed_spread_m': max(reference) - min(reference)}
     return out
 

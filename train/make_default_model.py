@@ -112,10 +112,13 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                        distill_steps: int | None = None, install: bool = True,
                        camera: str = 'pinhole', device: str = 'auto',
                        data_jobs: int = 1, validation_root: Path | None = None,
-                       rotation_epochs: int = ROTATION_EPOCHS) -> Path:
+                       rotation_epochs: int = ROTATION_EPOCHS,
+                       batchnorm: str | None = None) -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory.
     The epoch and step arguments (None: the preset's) apply to the pinhole recipe; the
-    panorama recipe is the synthetic_bench preset as it stands (the benchmark's)."""
+    panorama recipe is the synthetic_bench preset as it stands (the benchmark's).
+    batchnorm: LoopConfig.batchnorm of every pinhole stage (None: the preset's, 'frozen';
+    the installed pinhole model was trained with 'batch', before frozen BatchNorm existed)."""
     from geodistill_core.data.synthetic.presets import make_synthetic
 
     out_dir = Path(out_dir)
@@ -128,8 +131,9 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                                         layout='kitti', jobs=data_jobs)) / 'kitti'
         name, distill_dir = 'synthetic_kitti', 'distill'
         loops = tuple({k: v for k, v in loop.items() if v is not None} for loop in (
-            {'epochs': base_epochs, 'steps_per_epoch': base_steps},
-            {'epochs': distill_epochs, 'steps_per_epoch': distill_steps}))
+            {'epochs': base_epochs, 'steps_per_epoch': base_steps, 'batchnorm': batchnorm},
+            {'epochs': distill_epochs, 'steps_per_epoch': distill_steps,
+             'batchnorm': batchnorm}))
     else:
         raise ValueError(f"camera must be 'pinhole' or 'panorama', got {camera!r}")
     base_conf = preset(name, 'location')
@@ -186,6 +190,10 @@ def main(args=None) -> Path:
     parser.add_argument('--validation-root', type=Path, default=None,
                         help='validation drives (make_synthetic calibration preset output '
                              'with bags/): choose the template floor and calibrate on them')
+    parser.add_argument('--batchnorm', choices=('batch', 'frozen'), default=None,
+                        help="pinhole: LoopConfig.batchnorm of every stage (default: the "
+                             "preset's, frozen; 'batch' rebuilds the installed model, "
+                             'trained before frozen BatchNorm existed)')
     parser.add_argument('--install', action=argparse.BooleanOptionalAction, default=True,
                         help='copy the result into the package assets')
     ns = parser.parse_args(args)
@@ -195,7 +203,7 @@ def main(args=None) -> Path:
                               distill_steps=ns.distill_steps, install=ns.install,
                               camera=ns.camera, device=ns.device, data_jobs=ns.data_jobs,
                               validation_root=ns.validation_root,
-                              rotation_epochs=ns.rotation_epochs)
+                              rotation_epochs=ns.rotation_epochs, batchnorm=ns.batchnorm)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,6 @@
 """bench_train_accuracy: the variants' configs and the per-seed summary against fp32."""
-import pytest
-
 from bench_module import load_bench
+import pytest
 
 
 def _run(final_m):
