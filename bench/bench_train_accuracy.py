@@ -1,7 +1,7 @@
 """Accuracy check of the training-speed options: the same short training run with the
 plain loop (float32, BatchNorm on batch statistics) and with one option switched on, CPU
 bfloat16 autocast (LoopConfig.amp='bf16') or frozen, folded BatchNorm
-(LoopConfig.batchnorm='frozen'), compared on the validation localisation error.
+(LoopConfig.batchnorm='frozen'), or both, compared on the validation localisation error.
 
     python bench/bench_train_accuracy.py                  # Lite0, JSON in bench/results/
     python bench/bench_train_accuracy.py --models lite0 vgg
@@ -69,7 +69,8 @@ MODELS = {
 # variant -> its LoopConfig fields (whatever a preset's defaults: fp32 is the plain loop)
 VARIANTS = {'fp32': {'amp': 'none', 'batchnorm': 'batch'},
             'bf16': {'amp': 'bf16', 'batchnorm': 'batch'},
-            'bnfrozen': {'amp': 'none', 'batchnorm': 'frozen'}}
+            'bnfrozen': {'amp': 'none', 'batchnorm': 'frozen'},
+            'bf16_bnfrozen': {'amp': 'bf16', 'batchnorm': 'frozen'}}
 WITHOUT_BATCHNORM = ('vgg',)
 
 
@@ -170,7 +171,7 @@ def main(args) -> dict:
                 for task, epochs in (('location', args.base_epochs),
                                      ('distill', args.distill_epochs)):
                     for variant in variants:
-                        if variant == 'bnfrozen' and model in WITHOUT_BATCHNORM:
+                        if variant.endswith('bnfrozen') and model in WITHOUT_BATCHNORM:
                             continue
                         key = f'{task}_{variant}_seed{seed}'
                         runs[key] = train_one(model, task, variant, epochs, args.steps, seed,
