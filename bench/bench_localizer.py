@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_localizer.py [--out bench/results/localizer.json]
 
 Location configurations (random weights: pretrained=False, timing only), each through
-`Localizer.localize` with batch 1 (resizing, estimator, heatmap decoding, copy to CPU):
+`Localizer.localize` with batch 1 (resizing, estimator, heatmap decoding, copy to CPU),
+BatchNorm folded as `Localizer.from_checkpoints` (the node) does; models with BatchNorm
+also unfolded (`batchnorm_not_folded`):
 - tiny: vgg16_unet_tiny, panorama 32x64, satellite 64 (the `tiny` preset);
 - g2sweakly_vgg16: vgg16_unet, panorama 320x640, satellite 512 (levels 1/8 and 1/2);
 - synthetic_kitti: efficientnet_lite0, pinhole 128x512, satellite 192 (the embedded
@@ -16,6 +18,7 @@ stopping after --max-seconds per configuration once --min-frames are timed.
 from __future__ import annotations
 
 import argparse
+import copy
 from dataclasses import dataclass, replace
 import json
 import logging
@@ -133,16 +136,21 @@ def bench_location(case: LocationCase, device: torch.device, timing: dict) -> di
     torch.manual_seed(0)
     model = build_model(model_config)
     counts = _param_counts(model)
-    localizer = Localizer(model, kind=model_config.kind, ground_hw=case.ground_hw,
-                          sat_size_px=case.sat_px, camera_model=case.camera_model,
-                          camera_height_m=case.camera_height_m, device=str(device))
     generator = torch.Generator().manual_seed(1)
     ground = torch.rand(1, 3, *case.ground_hw, generator=generator)
     satellite = torch.rand(1, 3, case.sat_px, case.sat_px, generator=generator)
     K = _pinhole_K(case.ground_hw) if case.camera_model == 'pinhole' else None
 
-    def frame():
-        return localizer.localize(ground, satellite, 0.2, yaw_prior_rad=math.pi / 2, K=K)
+    def frame_of(fold: bool):
+        localizer = Localizer(copy.deepcopy(model), kind=model_config.kind,
+                              ground_hw=case.ground_hw, sat_size_px=case.sat_px,
+                              camera_model=case.camera_model,
+                              camera_height_m=case.camera_height_m, device=str(device),
+                              fold_batchnorm=fold)
+        return lambda: localizer.localize(ground, satellite, 0.2, yaw_prior_rad=math.pi / 2,
+                                          K=K)
+
+    frame = frame_of(True)  # as from_checkpoints (the node) builds it
 
     result = {'name': case.name, 'task': 'location (Localizer.localize, batch 1)',
               'device': str(device), 'model': {'kind': model_config.kind,
@@ -153,6 +161,9 @@ def bench_location(case: LocationCase, device: torch.device, timing: dict) -> di
               'ground_hw': list(case.ground_hw), 'sat_px': case.sat_px,
               'camera_model': case.camera_model, **counts}
     result.update(_time_frames(frame, device, **timing))
+    if any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
+        plain = _time_frames(frame_of(False), device, **timing)
+        result['batchnorm_not_folded'] = {k: plain[k] for k in ('median_ms', 'p90_ms')}
     return result
 
 

@@ -179,6 +179,10 @@ class Localizer:
         location model scores yaw candidates around that yaw: rotation_search.py; torch
         backend and correlation models only). yaw_search_config: its RotationSearchConfig
         (range, steps, scoring, temperature); default RotationSearchConfig().
+    fold_batchnorm: fold the models' BatchNorm layers into their convolutions, in place
+        (models/frozen_batchnorm.py: the eval outputs to float round-off, less time per
+        frame); from_checkpoints does (fold_batchnorm=True), for models it owns; False here
+        by default, because a model passed in may still be trained by its owner.
     """
 
     def __init__(self, location_model: torch.nn.Module, *, kind: str,
@@ -189,7 +193,8 @@ class Localizer:
                  onnx_runner=None,
                  recommended_meters_per_px: float | None = None,
                  calibration: HeatmapCalibration | None = None, yaw_search: str = 'none',
-                 yaw_search_config: RotationSearchConfig | None = None):
+                 yaw_search_config: RotationSearchConfig | None = None,
+                 fold_batchnorm: bool = False):
         if kind not in SCORE_TAU:
             raise ValueError(f'kind must be one of {sorted(SCORE_TAU)}, got {kind!r}')
         if precision not in PRECISIONS:
@@ -215,6 +220,10 @@ class Localizer:
         self.location_model = location_model.to(self.device).eval()
         self.orientation_model = (None if orientation_model is None
                                   else orientation_model.to(self.device).eval())
+        if fold_batchnorm:  # in place: the models are this Localizer's from here on
+            for model in (self.location_model, self.orientation_model):
+                if model is not None:
+                    freeze_batchnorm(model)
         self.orientation_sat_px = orientation_sat_px
         if self.orientation_model is not None and camera_model != 'panorama':
             raise ValueError('the orientation estimator works on panoramas; for pinhole '
@@ -238,15 +247,13 @@ class Localizer:
                          camera_height_m: float | None = None, **kwargs) -> Localizer:
         """Build from checkpoint directories written by the trainers (never unpickles).
         The models it loads are inference-only: their BatchNorm layers are folded into the
-        convolutions before them (models/frozen_batchnorm.py; the eval outputs to float
-        round-off, 17-31% less time per frame on the CPU for the pinhole default).
+        convolutions before them (fold_batchnorm, default True here).
         backend 'onnxruntime' runs the location model's ONNX export (onnx_dir, written by
         geodistill-export, or exported once into a cache: export.runtime)."""
         from geodistill_core.export.runtime import location_runner
         from geodistill_core.training.models import load_trained_model
 
         model, model_config, record = load_trained_model(location_checkpoint)
-        freeze_batchnorm(model)  # inference only: eval-mode norms folded into their convs
         sizes = record.get('input_sizes') or {}
         if 'ground_hw' not in sizes or 'satellite_hw' not in sizes:
             raise ValueError(f'{location_checkpoint}: checkpoint input_sizes lacks ground_hw / '
@@ -257,7 +264,6 @@ class Localizer:
         orientation, orientation_px = None, None
         if orientation_checkpoint:
             orientation, orientation_config, _ = load_trained_model(orientation_checkpoint)
-            freeze_batchnorm(orientation)
             estimator_conf = orientation_config.estimator or {}
             orientation_px = int(estimator_conf.get('bev_size_px', 512))
         return cls(model, kind=model_config.kind, ground_hw=tuple(sizes['ground_hw']),
@@ -269,7 +275,7 @@ class Localizer:
                                                resolve_device(device), onnx_dir),
                    recommended_meters_per_px=record.get('meters_per_px'),
                    calibration=kwargs.pop('calibration', None) or calibration_from_record(record),
-                   **kwargs)
+                   fold_batchnorm=kwargs.pop('fold_batchnorm', True), **kwargs)
 
     @classmethod
     def default(cls, camera_model: str = 'pinhole', **kwargs) -> Localizer:

@@ -188,11 +188,11 @@ def test_checkpoint_models_are_folded_with_the_plain_models_output():
     n_norms = sum(isinstance(m, nn.BatchNorm2d) for m in folded.location_model.modules())
     assert n_norms > 0 and frozen_batchnorm_count(folded.location_model) == n_norms
     model, _, _ = load_trained_model(ASSETS_DIR / 'default_pinhole_location')
-    assert frozen_batchnorm_count(model) == 0
     plain = Localizer(model, kind='correlation', ground_hw=folded.ground_hw,
                       sat_size_px=folded.sat_size_px, camera_model='pinhole',
                       camera_height_m=folded.camera_height_m, device='cpu',
                       calibration=folded.calibration)
+    assert frozen_batchnorm_count(model) == 0  # a model passed in is never changed unasked
     g = torch.Generator().manual_seed(3)
     ground, sat = torch.rand(2, 3, 375, 1242, generator=g), torch.rand(2, 3, 256, 256, generator=g)
     K = torch.tensor([[720.0, 0.0, 620.0], [0.0, 720.0, 187.0], [0.0, 0.0, 1.0]])
@@ -201,3 +201,6 @@ def test_checkpoint_models_are_folded_with_the_plain_models_output():
     torch.testing.assert_close(b.heatmap_log_prob_base, a.heatmap_log_prob_base,
                                atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(b.offset_en_m, a.offset_en_m, atol=1e-3, rtol=0)
+    unfolded = Localizer.default('pinhole', device='cpu', yaw_search='none',
+                                 fold_batchnorm=False)
+    assert frozen_batchnorm_count(unfolded.location_model) == 0
