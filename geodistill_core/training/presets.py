@@ -6,12 +6,12 @@
 | vigor_same | VIGOR same-area, as vigor_cross | vgg16_unet_g2s, 1/8 + 1/2 | 10 / 20 |
 | kitti | KITTI (Shi & Li), pinhole 256x1024, sat 512 | vgg16_unet_g2s, 1/8 + 1/2 | 5 / 10 |
 | synthetic_bench | synthetic VIGOR, 128x256, sat 256 (*) | efficientnet_lite0, 1/8+1/4 | 4 / 4 |
-| synthetic_kitti | synthetic KITTI, pinhole 128x512, sat 192 (**) | efficientnet_lite0 | 12 / 2 |
+| synthetic_kitti | synthetic KITTI, pinhole 128x512, sat 192 (**) | efficientnet_lite0 | 24 / 2 |
 | tiny | procedural flat world, pano 32x64, sat 64 | vgg16_unet_tiny (random), 1/8 + 1/2 | 2 / 2 |
 
 (*) the same-area training half of the export's training cities (bench/bench_geodistill.py).
-(**) BEV template over the whole crop, GNSS-window term, 200-step epochs (the embedded
-pinhole default: train/make_default_model.py).
+(**) BEV template over the whole crop, GNSS-window term, 200-step epochs, frozen BatchNorm
+(loop.batchnorm; the embedded pinhole default: train/make_default_model.py).
 
 Every preset: AdamW lr 1e-4, weight decay 1e-5, grad-norm clip 1.0, batch 8 (tiny: 4),
 min in-batch distance 60 m (tiny: 0), GeoDistill tau 0.06, FoV 180-240 deg (KITTI: stripe
