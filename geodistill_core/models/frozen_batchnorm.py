@@ -17,15 +17,12 @@ equals the plain model's eval output up to float round-off.
 """
 from __future__ import annotations
 
-import math
-
 from timm.layers import BatchNormAct2d
 from timm.layers.conv2d_same import Conv2dSame, conv2d_same
 from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
 from timm.models.efficientnet import EfficientNet
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 # Parents whose children are registered in the order their forward applies them, so a
 # BatchNorm registered right after a convolution normalises that convolution's output.
@@ -54,33 +51,11 @@ class FoldedConv2d(nn.Conv2d):
         return self._conv_forward(x, weight, bias)
 
 
-def depthwise_conv2d_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                          stride: tuple[int, int]) -> torch.Tensor:
-    """TF-'same' depthwise convolution (groups = channels, dilation 1) without a padded copy
-    of x: where TF pads one pixel more after than before (stride 2 on even sizes), the
-    kernel gets a zero tap in front and the convolution pads symmetrically by the larger
-    amount, which samples the same pixels. x (B, C, H, W), weight (C, 1, kh, kw) -> the
-    output of timm's conv2d_same, exactly (about 8x faster forward on the CPU here: the
-    padded copy of x is most of its cost)."""
-    pads, taps = [], []
-    for size, k, s in zip(x.shape[-2:], weight.shape[-2:], stride, strict=True):
-        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-        before = total // 2
-        pads.append(total - before)
-        taps.append(total - 2 * before)  # 0 or 1
-    if any(taps):
-        weight = F.pad(weight, (taps[1], 0, taps[0], 0))
-    return F.conv2d(x, weight, bias, stride, tuple(pads), 1, x.shape[1])
-
-
 class FoldedConv2dSame(Conv2dSame):
-    """timm's TF-'same' convolution with the following BatchNorm folded in (depthwise ones
-    through depthwise_conv2d_same)."""
+    """timm's TF-'same' convolution with the following BatchNorm folded in."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = _folded_weight_bias(self, self.__dict__['folded_bn'])
-        if self.groups == self.in_channels == self.out_channels > 1 and self.dilation == (1, 1):
-            return depthwise_conv2d_same(x, weight, bias, self.stride)
         return conv2d_same(x, weight, bias, self.stride, self.padding, self.dilation,
                            self.groups)
 

@@ -9,17 +9,15 @@ layers are refused. The counter-example: the plain model in train mode differs.
 import copy
 
 import pytest
-from timm.layers.conv2d_same import Conv2dSame, conv2d_same
+from timm.layers.conv2d_same import Conv2dSame
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from geodistill_core.models.backbones import BackboneConfig, build_backbone
 from geodistill_core.models.frozen_batchnorm import (
     FoldedConv2d,
     FoldedConv2dSame,
     FrozenBatchNorm2d,
-    depthwise_conv2d_same,
     freeze_batchnorm,
     frozen_batchnorm_count,
 )
@@ -160,25 +158,3 @@ def test_unknown_norm_layer_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.SyncBatchNorm(3))
     with pytest.raises(TypeError, match='SyncBatchNorm'):
         freeze_batchnorm(model)
-
-
-@pytest.mark.parametrize('hw', [(16, 24), (15, 17), (14, 9)])
-@pytest.mark.parametrize('kernel, stride', [(3, 2), (5, 2), (3, 1), (5, 1)])
-def test_depthwise_same_convolution_is_timms_conv2d_same(hw, kernel, stride):
-    """The zero-tap kernel with symmetric padding samples what TF-'same' padding samples,
-    on even and odd sizes (pads after - before = 1 or 0), with its gradients."""
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(2, 6, *hw, generator=g, requires_grad=True)
-    w = torch.randn(6, 1, kernel, kernel, generator=g, requires_grad=True)
-    b = torch.randn(6, generator=g, requires_grad=True)
-    reference = conv2d_same(x, w, b, (stride, stride), (0, 0), (1, 1), 6)
-    ours = depthwise_conv2d_same(x, w, b, (stride, stride))
-    assert ours.shape == reference.shape
-    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
-    grads = torch.autograd.grad(reference.square().sum(), (x, w, b))
-    for a, r in zip(torch.autograd.grad(ours.square().sum(), (x, w, b)), grads, strict=True):
-        torch.testing.assert_close(a, r, atol=1e-4, rtol=1e-5)
-    # the counter-example: PyTorch's own symmetric padding samples other pixels
-    if stride == 2 and hw[0] % 2 == 0:
-        symmetric = F.conv2d(x, w, b, stride, kernel // 2, 1, 6)
-        assert not torch.allclose(symmetric, reference, atol=1e-3)
