@@ -37,6 +37,12 @@ def autocast_supported(device: torch.device | str, dtype: torch.dtype | None) ->
     return False
 
 
+def native_bf16(device: torch.device | str) -> torch.dtype | None:
+    """bfloat16 where `device` computes it natively (CUDA with bf16 support, a CPU with
+    AVX512-BF16 or AMX), else None (float32): LoopConfig.amp='auto'."""
+    return torch.bfloat16 if autocast_supported(device, torch.bfloat16) else None
+
+
 def autocast(device: torch.device | str, dtype: torch.dtype | None):
     """torch.autocast on `device` to `dtype`, or a null context for dtype None."""
     if dtype is None:

@@ -113,12 +113,13 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                        camera: str = 'pinhole', device: str = 'auto',
                        data_jobs: int = 1, validation_root: Path | None = None,
                        rotation_epochs: int = ROTATION_EPOCHS,
-                       batchnorm: str | None = None) -> Path:
+                       batchnorm: str | None = None, amp: str | None = None) -> Path:
     """Run the whole recipe; returns the installed (or distilled) checkpoint directory.
     The epoch and step arguments (None: the preset's) apply to the pinhole recipe; the
     panorama recipe is the synthetic_bench preset as it stands (the benchmark's).
-    batchnorm: LoopConfig.batchnorm of every pinhole stage (None: the preset's, 'frozen';
-    the installed pinhole model was trained with 'batch', before frozen BatchNorm existed)."""
+    batchnorm, amp: LoopConfig.batchnorm and .amp of every pinhole stage (None: the
+    preset's, 'frozen' and 'auto'; the installed pinhole model was trained with 'batch'
+    and 'none', before either existed)."""
     from geodistill_core.data.synthetic.presets import make_synthetic
 
     out_dir = Path(out_dir)
@@ -131,9 +132,10 @@ def make_default_model(out_dir: Path, *, base_epochs: int | None = None,
                                         layout='kitti', jobs=data_jobs)) / 'kitti'
         name, distill_dir = 'synthetic_kitti', 'distill'
         loops = tuple({k: v for k, v in loop.items() if v is not None} for loop in (
-            {'epochs': base_epochs, 'steps_per_epoch': base_steps, 'batchnorm': batchnorm},
+            {'epochs': base_epochs, 'steps_per_epoch': base_steps, 'batchnorm': batchnorm,
+             'amp': amp},
             {'epochs': distill_epochs, 'steps_per_epoch': distill_steps,
-             'batchnorm': batchnorm}))
+             'batchnorm': batchnorm, 'amp': amp}))
     else:
         raise ValueError(f"camera must be 'pinhole' or 'panorama', got {camera!r}")
     base_conf = preset(name, 'location')
@@ -194,6 +196,9 @@ def main(args=None) -> Path:
                         help="pinhole: LoopConfig.batchnorm of every stage (default: the "
                              "preset's, frozen; 'batch' rebuilds the installed model, "
                              'trained before frozen BatchNorm existed)')
+    parser.add_argument('--amp', choices=('none', 'bf16', 'fp16', 'auto'), default=None,
+                        help="pinhole: LoopConfig.amp of every stage (default: the preset's, "
+                             "auto = bf16 where native; 'none' rebuilds the installed model)")
     parser.add_argument('--install', action=argparse.BooleanOptionalAction, default=True,
                         help='copy the result into the package assets')
     ns = parser.parse_args(args)
@@ -203,7 +208,8 @@ def main(args=None) -> Path:
                               distill_steps=ns.distill_steps, install=ns.install,
                               camera=ns.camera, device=ns.device, data_jobs=ns.data_jobs,
                               validation_root=ns.validation_root,
-                              rotation_epochs=ns.rotation_epochs, batchnorm=ns.batchnorm)
+                              rotation_epochs=ns.rotation_epochs, batchnorm=ns.batchnorm,
+                              amp=ns.amp)
 
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ from geodistill_core.losses import DistillationLossConfig
 from geodistill_core.models.ccvpe.supervised_loss import CcvpeLossConfig
 
 TASKS = ('location', 'distill', 'orientation')
-AMP_MODES = ('none', 'bf16', 'fp16')
+AMP_MODES = ('none', 'bf16', 'fp16', 'auto')
 BATCHNORM_MODES = ('batch', 'frozen')
 MASKS = ('fov', 'random_patch', 'max_activation', 'none')
 EMA_SCOPES = ('state', 'parameters')
@@ -167,8 +167,10 @@ class LoopConfig:
     amp: 'none' | 'bf16' | 'fp16': autocast of the networks (correlation, softmax and losses
         stay float32). CUDA: bf16, or fp16 with a gradient scaler. CPU: bf16 only, on CPUs
         with native bfloat16 (AVX512-BF16 or AMX; geodistill_core.precision); elsewhere it
-        falls back to float32 with a warning. Off by default: README "Measured" has the
-        speed and the accuracy check on this CPU.
+        falls back to float32 with a warning. 'auto': bf16 where the device computes it
+        natively (such a CPU, a CUDA GPU with bf16), float32 elsewhere, without a warning.
+        Off by default ('none'); 'auto' in the synthetic_kitti preset (its accuracy check
+        with frozen BatchNorm: README "Measured").
     channels_last: networks and images in channels-last memory format (same results to
         round-off; faster convolutions on the CPU and on tensor cores).
     activation_checkpointing: recompute the trained model's backbone activations in the

@@ -37,6 +37,7 @@ from geodistill_core.precision import (
     autocast,
     autocast_supported,
     images_channels_last,
+    native_bf16,
     to_channels_last,
 )
 from geodistill_core.training.adapter import move_batch
@@ -120,7 +121,8 @@ class Trainer:
         self.provenance = dict(provenance or {})
         self.device = context.device
         loop = config.loop
-        self.amp_dtype = AMP_DTYPES[loop.amp]
+        self.amp_dtype = (native_bf16(self.device) if loop.amp == 'auto'
+                          else AMP_DTYPES[loop.amp])
         if not autocast_supported(self.device, self.amp_dtype):
             logger.warning('amp=%s is not supported on %s (CPU: bf16 only, with native '
                            'bfloat16); training in float32', loop.amp, self.device)

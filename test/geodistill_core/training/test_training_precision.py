@@ -147,6 +147,17 @@ def test_trainer_bf16_on_cpu_only_with_native_bfloat16(tmp_path, monkeypatch, ca
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights
 
 
+@pytest.mark.parametrize('native', [True, False])
+def test_trainer_amp_auto_is_bf16_where_native_and_silent_elsewhere(tmp_path, monkeypatch,
+                                                                    caplog, native):
+    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: native)
+    with caplog.at_level(logging.WARNING):
+        trainer, _ = _trainer(tmp_path, amp='auto')
+    assert trainer.amp_dtype == (torch.bfloat16 if native else None)
+    assert 'training in float32' not in caplog.text
+    assert precision.native_bf16('cpu') == (torch.bfloat16 if native else None)
+
+
 @pytest.mark.parametrize('channels_last', [True, False])
 def test_trainer_memory_format(tmp_path, channels_last):
     trainer, model = _trainer(tmp_path, channels_last=channels_last)
