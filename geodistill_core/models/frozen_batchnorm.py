@@ -98,7 +98,6 @@ FROZEN_CLASSES = (FrozenBatchNorm2d, FrozenBatchNormAct2d, FoldedBatchNorm2d,
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
     return (type(conv) in _FOLDED_CONV and type(bn) in _FOLDED_NORM
-            and bn.track_running_stats and bn.running_var is not None
             and conv.out_channels == bn.num_features)
 
 
@@ -106,7 +105,8 @@ def freeze_batchnorm(module: nn.Module) -> dict[str, int]:
     """Freeze every BatchNorm2d of `module` in place (see the module docstring); already
     frozen layers are left alone. Returns {'folded': n, 'frozen': m}: folded into a
     convolution, or frozen as an eval-mode layer. Raises TypeError on a BatchNorm subclass
-    this function does not know (its forward might not be a plain normalisation)."""
+    this function does not know (its forward might not be a plain normalisation), and
+    ValueError on a BatchNorm without running statistics."""
     counts = {'folded': 0, 'frozen': 0}
     for parent in module.modules():
         previous = None
@@ -119,6 +119,11 @@ def freeze_batchnorm(module: nn.Module) -> dict[str, int]:
                     raise TypeError(f'freeze_batchnorm: unsupported norm layer '
                                     f'{type(child).__name__}; supported: '
                                     f'{sorted(c.__name__ for c in _FROZEN_NORM)}')
+                if child.running_mean is None or child.running_var is None:
+                    raise ValueError(f'freeze_batchnorm: {type(child).__name__}('
+                                     f'{child.num_features}) keeps no running statistics '
+                                     '(track_running_stats=False), so there is nothing to '
+                                     "freeze; train it with loop.batchnorm='batch'")
                 if isinstance(parent, _SEQUENTIAL_PARENTS) and _foldable(previous, child):
                     previous.__class__ = _FOLDED_CONV[type(previous)]
                     previous.__dict__['folded_bn'] = child  # a reference, not a submodule

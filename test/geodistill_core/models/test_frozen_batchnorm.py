@@ -158,3 +158,7 @@ def test_unknown_norm_layer_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.SyncBatchNorm(3))
     with pytest.raises(TypeError, match='SyncBatchNorm'):
         freeze_batchnorm(model)
+    without_statistics = nn.Sequential(nn.Conv2d(3, 3, 1),
+                                       nn.BatchNorm2d(3, track_running_stats=False))
+    with pytest.raises(ValueError, match='running statistics'):
+        freeze_batchnorm(without_statistics)
