@@ -38,6 +38,7 @@ import shutil
 
 from geodistill_core.localizer import ASSETS_DIR
 from geodistill_core.training import RunPaths, distill, preset, train_location
+from geodistill_core.training.config import AMP_MODES, BATCHNORM_MODES
 
 logger = logging.getLogger('make_default_model')
 
@@ -192,11 +193,11 @@ def main(args=None) -> Path:
     parser.add_argument('--validation-root', type=Path, default=None,
                         help='validation drives (make_synthetic calibration preset output '
                              'with bags/): choose the template floor and calibrate on them')
-    parser.add_argument('--batchnorm', choices=('batch', 'frozen'), default=None,
+    parser.add_argument('--batchnorm', choices=BATCHNORM_MODES, default=None,
                         help="pinhole: LoopConfig.batchnorm of every stage (default: the "
                              "preset's, frozen; 'batch' rebuilds the installed model, "
                              'trained before frozen BatchNorm existed)')
-    parser.add_argument('--amp', choices=('none', 'bf16', 'fp16', 'auto'), default=None,
+    parser.add_argument('--amp', choices=AMP_MODES, default=None,
                         help="pinhole: LoopConfig.amp of every stage (default: the preset's, "
                              "auto = bf16 where native; 'none' rebuilds the installed model)")
     parser.add_argument('--install', action=argparse.BooleanOptionalAction, default=True,

@@ -111,10 +111,8 @@ def freeze_batchnorm(module: nn.Module) -> dict[str, int]:
     for parent in module.modules():
         previous = None
         for child in parent.children():
-            if isinstance(child, FROZEN_CLASSES):
-                previous = child
-                continue
-            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            if (isinstance(child, nn.modules.batchnorm._BatchNorm)
+                    and not isinstance(child, FROZEN_CLASSES)):
                 if type(child) not in _FROZEN_NORM:
                     raise TypeError(f'freeze_batchnorm: unsupported norm layer '
                                     f'{type(child).__name__}; supported: '
