@@ -56,6 +56,8 @@ class NodeConfig:
     heading_source: str = 'auto'
     yaw_prior_range_deg: float = 20.0
     yaw_search_auto_max_range_deg: float = 45.0
+    heading_prior_sigma_deg: float = 0.0
+    yaw_search_auto_min_sigma_deg: float = 1.5
     default_yaw_rad: float = 0.0
     default_yaw_range_deg: float = 180.0
     heading_max_age_s: float = 0.5
@@ -177,6 +179,8 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         precision=v['precision'], heading_source=v['heading_source'],
         yaw_prior_range_deg=v['yaw_prior_range_deg'],
         yaw_search_auto_max_range_deg=v['yaw_search_auto_max_range_deg'],
+        heading_prior_sigma_deg=v['heading_prior_sigma_deg'],
+        yaw_search_auto_min_sigma_deg=v['yaw_search_auto_min_sigma_deg'],
         default_yaw_rad=math.radians(v['default_yaw_deg']),
         default_yaw_range_deg=v['default_yaw_range_deg'],
         heading_max_age_s=v['heading_max_age_s'],

@@ -12,8 +12,11 @@ All yaws here are of base_frame in the map frame (0 = east, CCW, radians). With
    stamp, when the speed is at least ``track_min_speed_mps``;
 4. ``fixed``: ``default_yaw_deg`` with ``default_yaw_range_deg`` (180 = unknown heading;
    0 for cameras whose yaw is known, e.g. north-aligned panoramas).
-A measured heading (1-3) is searched within +-``yaw_prior_range_deg``. A source forced by
-``heading_source`` that is unavailable falls back to ``fixed``.
+A measured heading (1-3) is searched within +-``yaw_prior_range_deg``; one with a stated
+std (a GNSS course; the topic with ``heading_prior_sigma_deg`` > 0) within
++-``fusion.yaw_window_sigmas`` stds of it, at least ``fusion.yaw_min_range_deg`` and at most
+``yaw_prior_range_deg``. A source forced by ``heading_source`` that is unavailable falls back
+to ``fixed``.
 """
 from __future__ import annotations
 
@@ -112,6 +115,14 @@ def velocity_heading_from_msg(msg, min_speed_mps: float, default_sigma_mps: floa
                             cov, min_speed_mps, default_sigma_mps)
 
 
+def stated_std_range_deg(config: NodeConfig, std_rad: float) -> float:
+    """Search half-range (deg) around a heading with a stated std: yaw_window_sigmas stds,
+    clamped to [yaw_min_range_deg, yaw_prior_range_deg]."""
+    tracker = config.yaw_tracker
+    wide = tracker.window_sigmas * math.degrees(std_rad)
+    return min(config.yaw_prior_range_deg, max(tracker.min_range_deg, wide))
+
+
 def choose_yaw_prior(config: NodeConfig, stamp_ns: int, heading: HeadingSample | None,
                      track_yaw_rad: float | None,
                      velocity: VelocityHeading | None = None) -> YawPrior:
@@ -120,11 +131,15 @@ def choose_yaw_prior(config: NodeConfig, stamp_ns: int, heading: HeadingSample |
     max_age_ns = config.heading_max_age_s * 1e9
     if source in ('auto', 'topic') and heading is not None:
         if abs(stamp_ns - heading.stamp_ns) <= max_age_ns:
+            if config.heading_prior_sigma_deg > 0.0:
+                std = math.radians(config.heading_prior_sigma_deg)
+                return YawPrior(heading.yaw_rad, stated_std_range_deg(config, std), 'topic',
+                                std)
             return YawPrior(heading.yaw_rad, config.yaw_prior_range_deg, 'topic')
     if source in ('auto', 'velocity') and velocity is not None:
         if abs(stamp_ns - velocity.stamp_ns) <= max_age_ns:
-            return YawPrior(velocity.yaw_rad, config.yaw_prior_range_deg, 'velocity',
-                            velocity.std_rad)
+            return YawPrior(velocity.yaw_rad, stated_std_range_deg(config, velocity.std_rad),
+                            'velocity', velocity.std_rad)
     if source in ('auto', 'track') and track_yaw_rad is not None:
         return YawPrior(track_yaw_rad, config.yaw_prior_range_deg, 'track')
     return YawPrior(config.default_yaw_rad, config.default_yaw_range_deg, 'fixed')

@@ -194,6 +194,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'track): the orientation search range of models that take one; when the model '
           'does not estimate yaw, the published yaw std is this / sqrt(3)',
           min_value=0.0, max_value=180.0),
+    _spec('heading_prior_sigma_deg', 0.0, 'heading error (deg, 1 sigma) of the heading_prior '
+          'topic, whose QuaternionStamped states none: your INS heading accuracy (0 = exact, '
+          "or unknown). Stated (> 0), it is the prior's published yaw std, and a heading at "
+          'least yaw_search_auto_min_sigma_deg uncertain is searched by yaw_search auto '
+          'within +-fusion.yaw_window_sigmas of it (at least fusion.yaw_min_range_deg, at '
+          'most yaw_prior_range_deg)', min_value=0.0, max_value=180.0),
+    _spec('yaw_search_auto_min_sigma_deg', 1.5, "yaw_search 'auto' searches a measured "
+          'heading (heading_prior with heading_prior_sigma_deg, or a GNSS course over ground) '
+          'only when its stated std is at least this: the search itself errs by about 1 deg '
+          '(median, the model cards), so a better heading is kept as it is',
+          min_value=0.0, max_value=180.0),
     _spec('yaw_search_auto_max_range_deg', 45.0, "yaw_search 'auto' searches only priors "
           'whose half-range is at most this (a fix-track heading: yes; an unknown heading, '
           'default_yaw_range_deg 180: no, a full-circle search costs seconds per frame)',

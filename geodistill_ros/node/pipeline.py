@@ -128,11 +128,11 @@ class LocalizationPipeline:
         lap('crop')
 
         kwargs = {}
-        if self._auto_search and (prior.source in ('topic', 'velocity')
+        if self._auto_search and (self._measured_heading_kept(prior)
                                   or prior.range_deg > cfg.yaw_search_auto_max_range_deg):
-            # an INS heading or a GNSS course over ground (about a degree while moving): the
-            # search would only blur it; an unknown heading: a search over the whole circle
-            # costs seconds per frame
+            # an INS heading or a GNSS course over ground better than the search (about a
+            # degree): the search would only blur it; an unknown heading: a search over the
+            # whole circle costs seconds per frame
             kwargs['use_yaw_search'] = False
         window, tracked_yaw = None, False
         if self._searches and kwargs.get('use_yaw_search', True) and node.fusion.tracks_yaw:
@@ -163,9 +163,10 @@ class LocalizationPipeline:
                                                   else 'prior')
         if tracked_yaw:  # the localizer ran at the tracker's predicted yaw
             yaw_source, yaw_std_rad = 'yaw_tracker', float(window.predicted_std_rad)
-        elif yaw_source == 'prior':  # the yaw is the prior: publish the prior's spread
-            yaw_std_rad = max(yaw_std_rad, prior_std_rad(prior.range_deg)
-                              if prior.std_rad is None else prior.std_rad)
+        elif yaw_source == 'prior':  # the yaw is the prior: publish the prior's spread,
+            # its stated std (a GNSS course, a heading_prior_sigma_deg) or that of its range
+            yaw_std_rad = (max(yaw_std_rad, prior_std_rad(prior.range_deg))
+                           if prior.std_rad is None else prior.std_rad)
             if prior.source == 'fixed' and prior.range_deg > 0.0:
                 node.warn_throttled('no_heading', 'no heading for this frame and the model '
                                     'does not estimate yaw: publish heading_prior or drive '
@@ -204,6 +205,15 @@ class LocalizationPipeline:
             node.warn_throttled('low_confidence', f'low confidence {confidence:.3f} < '
                                 f'min_confidence {cfg.min_confidence:g}: {action} '
                                 '(low_confidence_policy)')
+
+    def _measured_heading_kept(self, prior) -> bool:
+        """yaw_search 'auto' keeps a heading topic or GNSS course as it is unless its stated
+        std is at least yaw_search_auto_min_sigma_deg (an INS without a stated accuracy,
+        heading_prior_sigma_deg 0, is kept)."""
+        if prior.source not in ('topic', 'velocity'):
+            return False
+        min_std = math.radians(self.node.config.yaw_search_auto_min_sigma_deg)
+        return prior.std_rad is None or prior.std_rad < min_std
 
     def _check_time(self, stamp_ns: int) -> None:
         last, self._last_stamp_ns = self._last_stamp_ns, stamp_ns

@@ -199,6 +199,27 @@ def test_auto_search_runs_without_a_heading_topic_and_keeps_an_ins_heading(ros_i
         assert float(diag['yaw_std_deg']) >= 8.0 / np.sqrt(3.0) - 1e-3
 
 
+def test_auto_search_refines_an_ins_heading_only_when_its_stated_error_is_large(
+        ros_isolation, tif, checkpoint):
+    """heading_prior_sigma_deg states the INS's accuracy: 3 deg (worse than the search's
+    ~1 deg) is searched within +-4 sigma; 1 deg is kept, published with that std."""
+    from test_node_harness import quaternion_stamped
+    for sigma, searched in ((3.0, True), (1.0, False)):
+        with NodeHarness(model_overrides(tif, checkpoint, heading_source='topic',
+                                         heading_prior_sigma_deg=sigma)) as h:
+            h.heading_pub.publish(quaternion_stamped(STAMP_NS, np.radians(30.0)))
+            h.spin_until(lambda h=h: h.node.heading is not None, 5.0, 'the heading')
+            pose, var_yaw, diag = localize_one_frame(h)
+            assert diag['yaw_prior_source'] == 'topic'
+            if searched:
+                assert diag['yaw_source'] == 'rotation_search'
+                assert abs(np.degrees(yaw_of(pose)) - 30.0) <= 4 * sigma + 1e-3
+            else:
+                assert diag['yaw_source'] == 'prior'
+                assert np.degrees(yaw_of(pose)) == pytest.approx(30.0, abs=1e-3)
+                assert float(diag['yaw_std_deg']) == pytest.approx(sigma, rel=1e-3)
+
+
 def test_auto_search_on_the_onnx_backend_publishes_the_prior(ros_isolation, tif, checkpoint,
                                                              capfd):
     with NodeHarness(model_overrides(tif, checkpoint, backend='onnxruntime')) as h:

@@ -75,8 +75,10 @@ def test_prior_order_topic_velocity_track_and_age():
     heading = HeadingSample(T - 10**8, 1.0)
     assert choose_yaw_prior(CONFIG, T, heading, 2.0, velocity).source == 'topic'
     prior = choose_yaw_prior(CONFIG, T, None, 2.0, velocity)
+    # searched within +-4 stated stds (fusion.yaw_window_sigmas), at least 3 deg
+    # (fusion.yaw_min_range_deg): 4 x 0.57 deg is below that floor
     assert (prior.source, prior.yaw_rad, prior.range_deg, prior.std_rad) == (
-        'velocity', 0.5, 20.0, 0.01)
+        'velocity', 0.5, 3.0, 0.01)
     stale = VelocityHeading(T - 5 * 10**9, 0.5, 0.01)  # older than heading_max_age_s
     assert choose_yaw_prior(CONFIG, T, None, 2.0, stale).source == 'track'
     forced = config_from_values({'datum.latitude_deg': 49.0, 'datum.longitude_deg': 8.4,
@@ -92,3 +94,19 @@ def test_the_course_kept_after_each_message():
     assert next_velocity_heading(good, 'slow') is None  # standing: the next source
     for reason in ('non_finite', 'negative_variance'):  # rejected: the last good one stays
         assert next_velocity_heading(good, reason) is good
+
+
+@pytest.mark.parametrize('sigma_deg, range_deg', [(0.0, 20.0), (0.5, 3.0), (3.0, 12.0),
+                                                  (10.0, 20.0)])
+def test_a_stated_heading_accuracy_sets_the_topics_std_and_search_range(sigma_deg, range_deg):
+    """heading_prior_sigma_deg: 0 = no stated accuracy (the configured range, no std);
+    otherwise std = the sigma and the range 4 sigma within [3, yaw_prior_range_deg] deg."""
+    config = config_from_values({'datum.latitude_deg': 49.0, 'datum.longitude_deg': 8.4,
+                                 'map_source.path': 'x.tif',
+                                 'heading_prior_sigma_deg': sigma_deg})
+    prior = choose_yaw_prior(config, T, HeadingSample(T, 1.0), 2.0)
+    assert prior.source == 'topic' and prior.range_deg == pytest.approx(range_deg)
+    if sigma_deg == 0.0:
+        assert prior.std_rad is None
+    else:
+        assert prior.std_rad == pytest.approx(math.radians(sigma_deg))
