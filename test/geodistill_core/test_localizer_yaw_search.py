@@ -1,6 +1,6 @@
 """Localizer with yaw_search='rotation': yaw, variance and source on a flat world; errors."""
-from dataclasses import replace
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
