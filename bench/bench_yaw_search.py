@@ -9,8 +9,7 @@ yaw prior is the truth plus the split file's dtheta times the range (+-10 deg pi
 +-45 deg panorama), the +-10 m shift protocol.
 
 1. Every frame's score curve on a dense grid (fine step, whole range), for each scoring
-   variant (max | logsumexp over positions, finest level | mean of levels, each alone or
-   averaged with the east-west mirrored pair's score: '/mirror'), through the
+   variant (max | logsumexp over positions, finest level | mean of levels), through the
    Localizer's own rotation search in brute-force mode (yaw_search_result).
 2. The coarse-to-fine search replayed on those curves (it scores a subset of the grid).
 3. Temperature and outlier weight per variant fitted on the validation drive (maximum
@@ -72,20 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'bench' / 'results'
 SEED = 4242
 PRIOR_RANGE_DEG = {'pinhole': 10.0, 'panorama': 45.0}
-VARIANTS = tuple((reduce, levels, mirror) for mirror in (False, True)
-                 for reduce, levels in (('max', 'finest'), ('max', 'mean'),
-                                        ('logsumexp', 'finest'), ('logsumexp', 'mean')))
-
-
-def variant_name(reduce: str, levels: str, mirror: bool) -> str:
-    """'max/finest', or 'max/finest/mirror' for the mirror-averaged score."""
-    return f'{reduce}/{levels}' + ('/mirror' if mirror else '')
-
-
-def variant_fields(name: str) -> dict:
-    """variant_name's inverse, as RotationSearchConfig fields."""
-    reduce, levels, *rest = name.split('/')
-    return {'reduce': reduce, 'levels': levels, 'mirror': rest == ['mirror']}
+VARIANTS = (('max', 'finest'), ('max', 'mean'), ('logsumexp', 'finest'), ('logsumexp', 'mean'))
 TEMPERATURES = np.geomspace(1e-4, 10.0, 101)
 OUTLIER_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 CHI2_95_1DOF = 3.841
@@ -127,22 +113,21 @@ def curves(localizer: Localizer, data, variants, max_items: int | None) -> dict:
     if max_items is not None and max_items < len(data):
         data = Subset(data, range(max_items))
     loader = DataLoader(data, batch_size=8, shuffle=False, num_workers=0)
-    out = {'curves': {variant_name(*v): [] for v in variants}, 'true': [], 'prior': [],
+    out = {'curves': {f'{r}/{lv}': [] for r, lv in variants}, 'true': [], 'prior': [],
            'loc_err_prior': [], 'loc_err_true': [], 'offset_true': []}
     base = localizer.yaw_search_config
     for batch in loader:
         kw = {'K': batch.get('K'), 'camera_height_m': float(batch['camera_height_m'][0])}
         mpp = float(batch['sat_meters_per_px'][0])
         truth = batch['eval_true_offset_en_m'].double().numpy()
-        for variant in variants:
-            name = variant_name(*variant)
+        for reduce, levels in variants:
             localizer.yaw_search_config = replace(
-                base, coarse_step_deg=base.fine_step_deg, **variant_fields(name))
+                base, coarse_step_deg=base.fine_step_deg, reduce=reduce, levels=levels)
             res = localizer.localize(batch['ground'], batch['satellite'], mpp,
                                      yaw_prior_rad=batch['yaw_prior_rad'], **kw)
             found = res.yaw_search_result
             offsets = (found.candidates_rad - batch['yaw_prior_rad'][:, None].double())
-            out['curves'][name].append(
+            out['curves'][f'{reduce}/{levels}'].append(
                 np.stack([offsets.numpy(), found.scores.numpy()], 1))
         localizer.yaw_search_config = base
         for key, yaw in (('loc_err_prior', batch['yaw_prior_rad']), ('loc_err_true',
@@ -269,7 +254,8 @@ def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
     # the variant is chosen on the validation drive, never on the test split
     best = min(report['variants'], key=lambda n: report['variants'][n]['validation'][
         'median_deg'])
-    chosen = replace(config, **variant_fields(best),
+    reduce, levels = best.split('/')
+    chosen = replace(config, reduce=reduce, levels=levels,
                      temperature=report['variants'][best]['temperature'],
                      outlier_weight=report['variants'][best]['outlier_weight'])
     report['chosen'] = chosen.to_dict()

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from geodistill_core.filtering.calibration import HeatmapCalibration, calibration_from_record
 from geodistill_core.geometry import scale_intrinsics
-from geodistill_core.geometry.mirror import mirror_images, mirror_intrinsics, mirror_yaw_rad
 from geodistill_core.heatmap import heatmap_to_pose, sharpened_log_softmax
 from geodistill_core.models.frozen_batchnorm import freeze_batchnorm
 from geodistill_core.precision import autocast_supported
@@ -400,18 +399,7 @@ class Localizer:
                 self.location_model, ground, sat, sat_meters_per_px=mpp, camera_height_m=height,
                 ground_K=ground_K, reduce=conf.reduce, levels=conf.levels, tau=tau,
                 chunk=conf.chunk)
-            search_scorer = scorer
-            if conf.mirror:
-                mirrored = CorrelationYawScorer(
-                    self.location_model, mirror_images(ground), mirror_images(sat),
-                    sat_meters_per_px=mpp, camera_height_m=height,
-                    ground_K=(None if ground_K is None
-                              else mirror_intrinsics(ground_K, ground.shape[-1])),
-                    reduce=conf.reduce, levels=conf.levels, tau=tau, chunk=conf.chunk)
-
-                def search_scorer(yaw_rad):
-                    return 0.5 * (scorer(yaw_rad) + mirrored(mirror_yaw_rad(yaw_rad)))
-            found = search_yaw(search_scorer, yaw, conf)
+            found = search_yaw(scorer, yaw, conf)
             scores = scorer.location_scores(found.yaw_rad.float())
         found = YawSearchResult(*(getattr(found, f.name).cpu() for f in fields(found)))
         return found, scores

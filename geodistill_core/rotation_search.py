@@ -38,10 +38,7 @@ class RotationSearchConfig:
     coarse). reduce / levels: how a candidate is scored (yaw_scorer: 'max' | 'logsumexp',
     'finest' | 'mean'). temperature: of the posterior over candidates, in score units.
     outlier_weight: the posterior's uniform floor over the range, in [0, 1).
-    chunk: most candidates scored in one batch per frame.
-    mirror: also score the east-west mirrored pair (geometry/mirror.py) at the mirrored
-    yaw and use the mean of both scores (test-time augmentation: twice the scoring cost);
-    applied by the scorer's owner (Localizer), not by search_yaw."""
+    chunk: most candidates scored in one batch per frame."""
 
     range_deg: float = 10.0
     coarse_step_deg: float = 2.0
@@ -51,7 +48,6 @@ class RotationSearchConfig:
     temperature: float = 0.01
     outlier_weight: float = 0.0
     chunk: int = 32
-    mirror: bool = False
 
     def __post_init__(self):
         values = (self.range_deg, self.coarse_step_deg, self.fine_step_deg, self.temperature)
@@ -71,9 +67,6 @@ class RotationSearchConfig:
                              f'{self.outlier_weight}')
         if self.chunk < 1:
             raise ValueError(f'rotation search chunk must be >= 1, got {self.chunk}')
-        if not isinstance(self.mirror, bool):
-            raise ValueError(f'rotation search mirror must be True or False, got '
-                             f'{self.mirror!r}')
 
     def to_dict(self) -> dict:
         return asdict(self)

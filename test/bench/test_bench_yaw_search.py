@@ -59,14 +59,3 @@ def test_a_validation_stride_below_one_is_refused(capsys):
     with pytest.raises(SystemExit):
         bench.main(['--camera', 'pinhole', '--validation-stride', '0'])
     assert '--validation-stride must be >= 1' in capsys.readouterr().err
-
-
-def test_variant_names_round_trip_to_search_fields_and_every_variant_has_a_mirror_twin():
-    names = [bench.variant_name(*v) for v in bench.VARIANTS]
-    assert len(set(names)) == len(names) == 8
-    for variant, name in zip(bench.VARIANTS, names, strict=True):
-        fields = bench.variant_fields(name)
-        assert (fields['reduce'], fields['levels'], fields['mirror']) == variant
-        RotationSearchConfig(**fields)  # valid search settings
-    assert bench.variant_fields('max/finest/mirror')['mirror'] is True
-    assert bench.variant_fields('max/finest')['mirror'] is False

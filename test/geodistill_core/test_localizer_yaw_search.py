@@ -1,6 +1,5 @@
 """Localizer with yaw_search='rotation': yaw, variance and source on a flat world; errors."""
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -47,28 +46,6 @@ def test_rotation_search_recovers_the_yaw_and_the_position_from_a_wrong_prior():
         assert again.yaw_source == 'prior'
         assert torch.allclose(again.heatmap_prob, found.heatmap_prob, atol=1e-5)
         assert torch.allclose(again.offset_en_m, found.offset_en_m, atol=1e-6)
-
-
-def test_mirror_averaged_search_agrees_with_the_plain_one_for_mirror_equivariant_features():
-    """mirror=True scores each candidate on the pair and on its east-west mirror at the
-    mirrored yaw (twice the work); raw colours are mirror-equivariant, so both searches find
-    the same yaw, and the location is the original pair's at that yaw."""
-    data = flat_world(40.0)
-    plain = searching_localizer(45.0)
-    mirrored = searching_localizer(45.0)
-    mirrored.yaw_search_config = replace(plain.yaw_search_config, mirror=True)
-    for index in range(len(data)):
-        item = data[index]
-        args = (item['ground'][None], item['satellite'][None], item['sat_meters_per_px'])
-        prior, truth = float(item['yaw_prior_rad']), float(item['yaw_rad'])
-        a = plain.localize(*args, yaw_prior_rad=prior)
-        b = mirrored.localize(*args, yaw_prior_rad=prior)
-        assert abs(float(b.yaw_rad[0]) - truth) < math.radians(1.0)
-        assert abs(float(b.yaw_rad[0]) - float(a.yaw_rad[0])) < math.radians(0.3)
-        at_yaw = plain.localize(*args, yaw_prior_rad=b.yaw_rad, use_yaw_search=False)
-        assert torch.allclose(at_yaw.offset_en_m, b.offset_en_m, atol=1e-6)
-    with pytest.raises(ValueError, match='mirror must be True or False'):
-        RotationSearchConfig(mirror='yes')
 
 
 def test_batch_equals_one_frame_at_a_time():

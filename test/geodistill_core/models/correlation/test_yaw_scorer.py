@@ -135,31 +135,6 @@ def test_rotation_search_finds_the_yaw_of_a_rendered_pair(pool_extractor, camera
     assert float(results['featureless'].yaw_var_rad2[0]) > 25 * float(textured.yaw_var_rad2[0])
 
 
-@pytest.mark.parametrize('camera_model', ['pinhole', 'panorama'])
-def test_identity_features_score_the_mirrored_pair_at_the_mirrored_yaw_alike(pool_extractor,
-                                                                              camera_model):
-    """The east-west mirror (geometry/mirror.py) of a rendered pair, scored at pi - yaw, gives
-    the original's score curve when the features are mirror-equivariant (identity pooling):
-    the mirrored images, intrinsics and yaw are one consistent scene."""
-    from geodistill_core.geometry.mirror import mirror_images, mirror_intrinsics, mirror_yaw_rad
-    est = identity_estimator(pool_extractor, camera_model)
-    texture = smooth_texture(4, (96, 96), sigma_px=2.0, seed=1)
-    ground = rendered_pair(camera_model, texture)
-    kwargs = camera_kwargs(camera_model)
-    scorer = CorrelationYawScorer(est, ground, texture, sat_meters_per_px=0.25, **kwargs)
-    if camera_model == 'pinhole':
-        kwargs['ground_K'] = mirror_intrinsics(PINHOLE_K, ground.shape[-1])
-    mirrored = CorrelationYawScorer(est, mirror_images(ground), mirror_images(texture),
-                                    sat_meters_per_px=0.25, **kwargs)
-    yaws = 1.1 + torch.linspace(-12, 12, 25)[None] * DEG
-    plain, mirror = scorer(yaws), mirrored(mirror_yaw_rad(yaws))
-    assert torch.allclose(plain, mirror, atol=2e-3)
-    assert float(plain.max() - plain.min()) > 0.05  # a curve with a peak, not a constant
-    assert abs(float(yaws[0, mirror.argmax()]) - 1.1) < 1.5 * DEG
-    # the flipped pair scored at the unmirrored yaw is another scene: it does not peak there
-    assert float(mirrored(yaws).max()) < float(plain.max()) - 0.02
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_search_on_cuda_matches_the_cpu(pool_extractor):
     texture = smooth_texture(4, (96, 96), sigma_px=2.0, seed=1)
