@@ -7,15 +7,15 @@ each with its own GNSS noise model (white 3-8 m per axis, a bias of a few metres
 walk) and seeded heading-prior noise; both cameras (pinhole: the embedded default pinhole
 model; panorama: the embedded default panorama model). Every drive is replayed through the
 node's own pipeline offline (replay --offline: every frame processed) with the default
-parameters (fusion.mode filter, odometry from the bag's twist topic) except one: the node is
-told the heading prior's accuracy (`heading_prior_sigma_deg` = the drive's heading noise, as
-a user states the INS's; with 2-3 deg it refines the yaw by the rotation search;
-``--unstated-heading`` leaves it at 0, the heading kept as it is). ``--modes`` adds runs
+parameters (fusion.mode filter, odometry from the bag's twist topic);
+``--state-heading-sigma`` tells the node the heading prior's accuracy
+(`heading_prior_sigma_deg` = the drive's heading noise, as a user states the INS's; with
+2-3 deg the node then refines the yaw by the rotation search). ``--modes`` adds runs
 with fusion.mode gnss (the filter without the camera). The filter's cost per frame is the
 node's 'fusion' stage latency.
 
     python bench/bench_fusion.py [--out outputs/bench_fusion] [--cameras pinhole panorama]
-        [--drives demo s1 s2 s3 s4] [--frames N] [--modes filter gnss] [--unstated-heading]
+        [--drives demo s1 s2 s3 s4] [--frames N] [--modes filter gnss] [--state-heading-sigma]
 
 Writes bench/results/fusion.json (one row per drive, camera and mode: the replay's
 comparison block, the fusion diagnostics, the filter's cost) and prints a table. Resumable:
@@ -89,14 +89,14 @@ def prepare(out: Path, drive: Drive, camera: str, frames: int | None) -> tuple[P
 
 
 def run_one(out: Path, drive: Drive, camera: str, mode: str, frames: int | None,
-            state_heading_sigma: bool = True) -> dict:
+            state_heading_sigma: bool = False) -> dict:
     from geodistill_ros.replay.evaluate import ReplayConfig, replay
     bag, map_path = prepare(out, drive, camera, frames)
     started = time.perf_counter()
     params = {'fusion.mode': mode}
     if state_heading_sigma:
         params['heading_prior_sigma_deg'] = drive.heading_noise_deg
-    suffix = '' if state_heading_sigma else '_unstated'
+    suffix = '_stated' if state_heading_sigma else ''
     result = replay(ReplayConfig(
         bag=bag, map_path=map_path,
         out_dir=out / f'{camera}_{drive.name}' / f'report_{mode}{suffix}', offline=True,
@@ -158,8 +158,9 @@ def main(args=None) -> int:
     p.add_argument('--frames', type=int, default=None, help='shorten every drive (smoke)')
     p.add_argument('--prepare-only', action='store_true', help='generate drives and bags')
     p.add_argument('--results', type=Path, default=RESULTS)
-    p.add_argument('--unstated-heading', action='store_true',
-                   help='heading_prior_sigma_deg 0: the node keeps the noisy INS heading')
+    p.add_argument('--state-heading-sigma', action='store_true',
+                   help="heading_prior_sigma_deg = the drive's heading noise (default 0: the "
+                        'node keeps the INS heading as it is)')
     ns = p.parse_args(args)
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     LOG.setLevel(logging.INFO)
@@ -173,7 +174,7 @@ def main(args=None) -> int:
                 continue
             for mode in ns.modes:
                 rows.append(run_one(ns.out, drive, camera, mode, ns.frames,
-                                    not ns.unstated_heading))
+                                    ns.state_heading_sigma))
                 LOG.info('%s %s %s done', camera, name, mode)
     if ns.prepare_only:
         return 0
