@@ -19,8 +19,9 @@ yaw prior is the truth plus the split file's dtheta times the range (+-10 deg pi
    prior yaw (and at the true yaw), the Localizer's time per frame. The prior's NEES uses
    its uniform variance range^2 / 3.
 4. The variant with the lowest median yaw error on the VALIDATION drive is `chosen` and run
-   through the real Localizer on the test drives (`searched`); the test split never
-   selects anything. Install `chosen` as the model's DEFAULT_YAW_SEARCH entry.
+   through the real Localizer on the validation frames (`searched_validation`: yaw and
+   location error of the deployed pipeline, what a model's install decision may use) and
+   on the test drives (`searched`); the test split never selects anything. Install `chosen` as the model's DEFAULT_YAW_SEARCH entry.
 
     python bench/bench_yaw_search.py [--camera pinhole|panorama|both]
         [--checkpoint DIR] [--data-root DIR] [--max-items N] [--device cpu|cuda]
@@ -259,6 +260,8 @@ def run_camera(camera: str, checkpoint: Path, data_root: Path | None,
                      temperature=report['variants'][best]['temperature'],
                      outlier_weight=report['variants'][best]['outlier_weight'])
     report['chosen'] = chosen.to_dict()
+    # the deployed pipeline on the validation frames too: what an install decision may use
+    report['searched_validation'] = searched(localizer, chosen, val_data, max_items)
     report['searched'] = searched(localizer, chosen, dataset(camera, checkpoint, data_root,
                                                               'test2'), max_items)
     report['machine'] = {'platform': platform.platform(), 'processor': platform.processor(),
