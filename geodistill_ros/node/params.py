@@ -165,7 +165,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           '(score the BEV over yaw candidates inside the prior range, coarse to fine; yaw and '
           "its variance from the score curve; it costs 3-5x the inference), 'auto' (the "
           'rotation search except when the prior comes from the heading_prior topic, an '
-          "INS whose heading the search would only blur; 'none' where the search cannot run: "
+          'INS whose heading the search would only blur, unless heading_prior_sigma_deg '
+          "states it worse than yaw_search_auto_min_sigma_deg; 'none' where the search "
+          'cannot run: '
           "the onnxruntime backend or a non-correlation model), 'none' (publish the prior's "
           "yaw) or 'model' (the Localizer default's setting: rotation for both embedded "
           "models; 'none' for a checkpoint). The yaw source is in /diagnostics (yaw_source)",
