@@ -15,7 +15,6 @@ repeats; the maximum absolute difference between the two says they agree.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import platform
@@ -23,6 +22,7 @@ import time
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
+from results_json import write_json  # noqa: E402
 import torch  # noqa: E402
 
 from geodistill_core.models.correlation.sliding_correlation import (  # noqa: E402
@@ -89,8 +89,7 @@ def main(args=None) -> Path:
     ns = parser.parse_args(args)
     report = {'cases': run(ns.repeats), 'machine': platform.processor() or platform.machine(),
               'torch': torch.__version__, 'load_average': os.getloadavg()}
-    ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(report, indent=2) + '\n')
+    write_json(ns.out, report)
     for name, r in report['cases'].items():
         print(f"{name}: current {r['ms_median']['current']:.1f} ms, textbook "
               f"{r['ms_median']['textbook']:.1f} ms ({r['speedup']:.2f}x), max difference "

@@ -24,7 +24,6 @@ import os
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -33,6 +32,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from results_json import write_json  # noqa: E402
 import torch  # noqa: E402
 
 from geodistill_core.export.onnx_export import export_checkpoint  # noqa: E402
@@ -217,8 +217,7 @@ def main(args: list[str] | None = None) -> int:
     options = parser.parse_args(args)
     logging.basicConfig(level=logging.WARNING)
     result = run(options.frames, options.warmup)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(result, indent=2) + '\n')
+    write_json(options.out, result)
     print(f'wrote {options.out} (CPU frame ratio max {result["cpu_frame_ratio_max"]:.2f}, '
           f'target <= {TARGET_RATIO}: {"met" if result["target_met_on_cpu"] else "NOT met"})')
     return 0

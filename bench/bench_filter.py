@@ -13,7 +13,6 @@ fix update with gating, heatmap update, estimate, window recentring); the first 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ import time
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import numpy as np  # noqa: E402
+from results_json import write_json  # noqa: E402
 
 from geodistill_core.filtering import (  # noqa: E402
     FusionConfig,
@@ -77,8 +77,7 @@ def main(args=None) -> int:
            'machine': {'cpu': platform.processor() or platform.machine(),
                        'cores': os.cpu_count(), 'load_1min': os.getloadavg()[0]},
            'results': rows}
-    ns.results.parent.mkdir(parents=True, exist_ok=True)
-    ns.results.write_text(json.dumps(out, indent=2) + '\n')
+    write_json(ns.results, out)
     for name, r in rows.items():
         print(f"{name}: mean {r['mean_ms']:.2f} ms, p50 {r['p50_ms']:.2f} ms, p95 "
               f"{r['p95_ms']:.2f} ms, max {r['max_ms']:.2f} ms per frame "

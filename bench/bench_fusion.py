@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-import json
 import logging
 import os
 from pathlib import Path
 import platform
 import time
+
+from results_json import write_json
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
@@ -178,12 +179,11 @@ def main(args=None) -> int:
                 LOG.info('%s %s %s done', camera, name, mode)
     if ns.prepare_only:
         return 0
-    ns.results.parent.mkdir(parents=True, exist_ok=True)
-    ns.results.write_text(json.dumps({
+    write_json(ns.results, {
         'benchmark': 'fusion', 'date': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
         'machine': {'cpu': platform.processor() or platform.machine(),
                     'cores': os.cpu_count(), 'omp_threads': os.environ.get('OMP_NUM_THREADS')},
-        'rows': rows}, indent=2) + '\n')
+        'rows': rows})
     print(table(rows))
     return 0
 

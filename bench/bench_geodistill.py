@@ -48,6 +48,7 @@ import sys
 import time
 
 import numpy as np
+from results_json import write_json
 import torch
 
 from geodistill_core.data.synthetic.presets import make_synthetic
@@ -213,8 +214,7 @@ def run(out: Path, device: str = 'auto', base_epochs: int = BASE_EPOCHS,
         dist_cross = results['table']['geodistill/cross_area']
         results['cross_area_mean_reduction'] = 1.0 - dist_cross['mean'] / base_cross['mean']
         results['cross_area_median_change_m'] = dist_cross['median'] - base_cross['median']
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(results, indent=2) + '\n')
+    write_json(results_path, results)
     print(markdown_table(results, methods))
     if results['base_curve']:
         print('\n' + curve_table(results['base_curve']))

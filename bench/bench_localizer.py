@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 from dataclasses import dataclass, replace
-import json
 import logging
 import math
 import os
@@ -30,6 +29,7 @@ import resource
 import time
 
 import numpy as np
+from results_json import write_json
 import torch
 
 from geodistill_core.localizer import Localizer
@@ -246,8 +246,7 @@ def main(args=None) -> Path:
              'max_seconds': ns.max_seconds}
     full = dict(small, warmup=ns.warmup, max_frames=ns.full_frames)
     result = run_benchmark(devices, small, full)
-    ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(result, indent=2) + '\n')
+    write_json(ns.out, result)
     logger.info('-> %s', ns.out)
     return ns.out
 

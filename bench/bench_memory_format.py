@@ -16,7 +16,6 @@ images with training/loop.to_channels_last / images_channels_last.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import platform
@@ -25,6 +24,7 @@ import time
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
+from results_json import write_json  # noqa: E402
 import torch  # noqa: E402
 
 from geodistill_core.models.backbones import BackboneConfig, build_backbone  # noqa: E402
@@ -106,10 +106,7 @@ def main(args) -> dict:
               'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'backbones': {}}
     for name in args.backbones:
         report['backbones'][name] = bench_backbone(name, args.steps, args.repeats)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + '\n')
-    print(f'wrote {out}')
+    print(f'wrote {write_json(args.out, report)}')
     return report
 
 

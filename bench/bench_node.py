@@ -51,6 +51,7 @@ import tempfile
 import time
 
 import numpy as np
+from results_json import write_json
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -398,8 +399,7 @@ def main(args=None) -> Path:
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     result = run_benchmark(ns)
-    ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(result, indent=2) + '\n')
+    write_json(ns.out, result)
     for device in ('cpu', 'cuda'):
         if 'rate' in result[device]:
             LOG.info(_line(device, result[device]))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass
-import json
 import os
 from pathlib import Path
 import platform
@@ -23,6 +22,7 @@ import time
 
 import cv2
 import numpy as np
+from results_json import write_json
 import torch
 
 from geodistill_core.data.synthetic import (
@@ -139,8 +139,7 @@ def main(args=None) -> Path:
     config = BenchConfig(size_m=ns.size_m, cell_m=ns.cell_m, style=ns.style, seed=ns.seed,
                          frames=ns.frames, all_styles=not ns.one_style)
     result = run_benchmark(config)
-    ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(result, indent=2) + '\n')
+    write_json(ns.out, result)
     pano = result['panorama_320x640']
     print(f"panorama 320x640: {pano['per_second_wall']:.1f}/s wall, "
           f"{pano['per_second_cpu']:.1f}/s cpu; pinhole: "

@@ -63,6 +63,8 @@ import sys
 import tempfile
 import time
 
+from results_json import write_json
+
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_REV = 'b9ac02b'  # the training step before issue 16 (float32, contiguous)
 SETTINGS = {'vgg': 'vigor_cross', 'lite0': 'synthetic_bench', 'default': 'synthetic_kitti'}
@@ -337,10 +339,7 @@ def main(args) -> dict:
                          f' speed, peak RSS {values["peak_rss_ratio_vs_refstep"]:.2f}x, step'
                          f' memory {values["step_peak_ratio_vs_refstep"]:.2f}x'
                          if 'speed_ratio_vs_refstep' in values else ''), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + '\n')
-    print(f'wrote {out}')
+    print(f'wrote {write_json(args.out, report)}')
     return report
 
 

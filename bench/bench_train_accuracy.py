@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-import json
 from pathlib import Path
 import statistics
 import tempfile
 import time
 
+from results_json import write_json
 import torch
 
 from geodistill_core.precision import cpu_has_native_bf16
@@ -185,10 +185,7 @@ def main(args) -> dict:
                 print(f'{model} {key}: final val mean error {values["mean_m"]:.3f} m '
                       f'(seeds {values["per_seed_m"]}), minus fp32 '
                       f'{values["minus_fp32_m"]:+.3f} m', flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + '\n')
-    print(f'wrote {out}')
+    print(f'wrote {write_json(args.out, report)}')
     return report
 
 

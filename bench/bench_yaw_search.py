@@ -21,7 +21,8 @@ yaw prior is the truth plus the split file's dtheta times the range (+-10 deg pi
 4. The variant with the lowest median yaw error on the VALIDATION drive is `chosen` and run
    through the real Localizer on the validation frames (`searched_validation`: yaw and
    location error of the deployed pipeline, what a model's install decision may use) and
-   on the test drives (`searched`); the test split never selects anything. Install `chosen` as the model's DEFAULT_YAW_SEARCH entry.
+   on the test drives (`searched`); the test split never selects anything. Install
+   `chosen` as the model's DEFAULT_YAW_SEARCH entry.
 
     python bench/bench_yaw_search.py [--camera pinhole|panorama|both]
         [--checkpoint DIR] [--data-root DIR] [--max-items N] [--device cpu|cuda]
@@ -53,6 +54,7 @@ import time
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import numpy as np  # noqa: E402
+from results_json import write_json  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 
@@ -327,7 +329,7 @@ def main(args=None) -> list[Path]:
                       (ns.validation_root, ns.validation_split, ns.validation_stride))
         report = run_camera(camera, checkpoint, ns.data_root, ns.max_items, ns.device,
                             out.with_suffix('.npz'), validation)
-        out.write_text(json.dumps(report, indent=2) + '\n')
+        write_json(out, report)
         logging.info('%s: %s', out, json.dumps({k: report[k] for k in ('prior', 'searched')}))
         written.append(out)
     return written

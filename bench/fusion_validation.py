@@ -18,6 +18,8 @@ from pathlib import Path
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
+from results_json import write_json  # noqa: E402
+
 from geodistill_ros.replay.evaluate import ReplayConfig, replay  # noqa: E402
 from geodistill_ros.replay.validation_drives import validation_drives  # noqa: E402
 
@@ -56,8 +58,7 @@ def main(args=None) -> int:
             f'{k} {v:.2f}' for k, v in agg.items()) + f', worst NEES {worst:.2f}')
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     previous[ns.camera] = rows
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(previous, indent=2) + '\n')
+    write_json(RESULTS, previous)
     return 0
 
 

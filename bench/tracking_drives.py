@@ -24,6 +24,8 @@ import json
 import os
 from pathlib import Path
 
+from results_json import write_json
+
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +115,7 @@ def main(args=None) -> Path:
             print(json.dumps({k: row[k] for k in ('drive', 'variant', 'published_mean_m',
                                                   'single_mean_m', 'node_latency_p50_ms')}),
                   flush=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(rows, indent=1, default=str) + '\n')
+            write_json(out, rows, indent=1, default=str)
     return out
 
 
