@@ -86,12 +86,12 @@ def bench_backbone(name: str, steps: int, repeats: int) -> dict:
         runs = {'contiguous': [], 'channels_last': []}
         for _ in range(repeats):
             for layout in runs:
-                runs[layout].append(_time(lambda layout=layout: fn(layout), steps))
+                runs[layout].append(_time(lambda layout=layout, fn=fn: fn(layout), steps))
         medians = {k: statistics.median(v) for k, v in runs.items()}
+        speedup = medians['contiguous'] / medians['channels_last']
         out[pass_name] = {'contiguous_s': medians['contiguous'],
                           'channels_last_s': medians['channels_last'],
-                          'speedup_channels_last': medians['contiguous'] / medians['channels_last'],
-                          'runs_s': runs}
+                          'speedup_channels_last': speedup, 'runs_s': runs}
         print(f'{name:20s} {pass_name:9s} contiguous {medians["contiguous"] * 1e3:8.1f} ms, '
               f'channels-last {medians["channels_last"] * 1e3:8.1f} ms '
               f'({out[pass_name]["speedup_channels_last"]:.2f}x)', flush=True)
