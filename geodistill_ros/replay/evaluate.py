@@ -10,7 +10,8 @@ image's outcome or at ``--rate``), records its outputs and writes into DIR:
   m, lateral/longitudinal, yaw, rates, latency, covariance consistency), ``frames``
   (counts: outputs, rejections by reason, dropped, resent), ``timing`` (wall time,
   throughput, end-to-end and node latency), ``node_parameters``, ``heading``, ``pictures``;
-- ``frames.csv`` (one row per image), ``node.yaml`` (the node's parameters), ``node.log``;
+- ``frames.csv`` (one row per image: the published pose), ``frames_single.csv`` (the same
+  columns for pose_single, when the node published it), ``node.yaml`` (the node's parameters), ``node.log``;
 - ``trajectory.png`` (truth, GNSS, localized over the satellite map), ``error_over_time.png``,
   ``error_cdf.png`` (replay.plots).
 
@@ -257,6 +258,8 @@ def replay(config: ReplayConfig) -> ReplayResult:
     report_path = out_dir / 'report.json'
     report_path.write_text(json.dumps(report, indent=2) + '\n')
     write_frames_csv(out_dir / 'frames.csv', records)
+    if outcome.single_outputs:
+        write_frames_csv(out_dir / 'frames_single.csv', single_records)
     return ReplayResult(report, records, out_dir, report_path, pictures)
 
 

@@ -207,6 +207,11 @@ def test_offline_replay_scores_every_frame_at_its_stamp(drive, offline):
     assert saved['metrics']['frames'] == FRAMES and saved['mode'] == 'offline'
     lines = (offline.out_dir / 'frames.csv').read_text().splitlines()
     assert len(lines) == FRAMES + 1
+    # pose_single, frame by frame: the same columns, scored as metrics_single_frame is
+    single = np.genfromtxt(offline.out_dir / 'frames_single.csv', delimiter=',', names=True)
+    assert single.size == FRAMES
+    assert np.mean(single['error_m']) == pytest.approx(
+        saved['metrics_single_frame']['position']['mean'], rel=1e-5)
     for name in ('trajectory', 'error_over_time', 'error_cdf'):
         assert Path(saved['pictures'][name]).stat().st_size > 10_000
 
