@@ -6,7 +6,8 @@ heatmap_likelihood a calibrated heatmap as a likelihood over the map-frame grid
 motion            odometry (twist) integration and the fix-track velocity
 grid_filter       the 2-D histogram filter with a per-cell GNSS error (Rao-Blackwellised)
 sequence          SequenceFusion: fixes + odometry + heatmaps over time, resets, gating
-covariance_scale  InnovationScale: the single-frame covariance scale from the innovations
+covariance_scale  InnovationScale: the single-frame covariance scale from the innovations;
+                  gate_inflation: one frame's covariance widened when it fails the gate
 yaw_tracker       YawTracker: (yaw, yaw rate) Kalman filter narrowing the rotation search
 """
 from geodistill_core.filtering.calibration import (
@@ -14,7 +15,11 @@ from geodistill_core.filtering.calibration import (
     HeatmapCalibration,
     calibration_from_record,
 )
-from geodistill_core.filtering.covariance_scale import CovarianceScaleConfig, InnovationScale
+from geodistill_core.filtering.covariance_scale import (
+    CovarianceScaleConfig,
+    InnovationScale,
+    gate_inflation,
+)
 from geodistill_core.filtering.grid_filter import GnssErrorModel, GridEstimate, GridFilter
 from geodistill_core.filtering.heatmap_likelihood import HeatmapMeasurement
 from geodistill_core.filtering.motion import (
@@ -34,4 +39,4 @@ __all__ = ['CALIBRATION_KEY', 'CovarianceScaleConfig', 'FusionConfig', 'FusionOu
            'GnssErrorModel', 'GridEstimate', 'GridFilter', 'HeatmapCalibration',
            'HeatmapMeasurement', 'InnovationScale', 'SequenceFusion', 'TwistSample',
            'YawTracker', 'YawTrackerConfig', 'YawWindow', 'calibration_from_record',
-           'integrate_twist', 'integrate_yaw_rate', 'track_velocity']
+           'gate_inflation', 'integrate_twist', 'integrate_yaw_rate', 'track_velocity']

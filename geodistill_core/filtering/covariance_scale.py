@@ -118,3 +118,46 @@ class InnovationScale:
             else:
                 hi = mid
         return math.exp(0.5 * (lo + hi))
+
+
+# --- the per-frame gate -------------------------------------------------------------------
+CHI2_2D_99 = 9.2103  # chi-square, 2 degrees of freedom, 99% quantile
+EXPECTED_NIS_2D = 2.0  # the mean of chi-square with 2 degrees of freedom
+
+
+def gate_inflation(innovation_xy_m, cov_xy_m2, belief_cov_xy_m2,
+                   gate_nis: float = CHI2_2D_99, target_nis: float = EXPECTED_NIS_2D) -> float:
+    """Factor k >= 1 on one frame's covariance C: 1 while its innovation nu (estimate minus
+    the belief that predicts it, covariance P) passes the gate nu^T (C + P)^-1 nu <=
+    gate_nis; else the k with nu^T (k C + P)^-1 nu = target_nis.
+
+    A frame that disagrees with everything else known (the belief from fixes, odometry and
+    earlier frames) beyond the gate is likely a wrong peak, which its heatmap alone cannot
+    tell: its published ellipse is widened to that disagreement, its estimate kept. The NIS
+    falls monotonically in k, from nu^T P^-1 nu at k = 0 to 0, so with target_nis < gate_nis
+    the k exists and is above 1 (bisection on log k). gate_nis 0 = off (k = 1); non-finite
+    input gives 1 (nothing to judge by).
+    """
+    if gate_nis <= 0:
+        return 1.0
+    if not 0 < target_nis < gate_nis:
+        raise ValueError(f'gate needs 0 < target_nis < gate_nis, got {target_nis}, {gate_nis}')
+    nu = np.asarray(innovation_xy_m, np.float64).reshape(1, 2)
+    C = np.asarray(cov_xy_m2, np.float64).reshape(1, 2, 2)
+    P = np.asarray(belief_cov_xy_m2, np.float64).reshape(1, 2, 2)
+    if not (np.isfinite(nu).all() and np.isfinite(C).all() and np.isfinite(P).all()):
+        return 1.0
+    if _mean_nis(1.0, nu, C, P) <= gate_nis:
+        return 1.0
+    lo, hi = 0.0, 1.0  # log k
+    while _mean_nis(math.exp(hi), nu, C, P) > target_nis:
+        lo, hi = hi, 2.0 * hi
+        if hi > 64.0:  # k = e^64: no finite innovation needs more
+            return math.exp(hi)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if _mean_nis(math.exp(mid), nu, C, P) > target_nis:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(hi)

@@ -82,6 +82,7 @@ class NodeConfig:
     camera_max_search_yaw_std_deg: float = 180.0
     single_covariance_adapt: bool = True
     single_covariance_target_nis: float = 1.2
+    single_covariance_gate_nis: float = 9.21
     odometry_input: str = 'twist'
     odometry_sigma_mps: float = 0.1
     odometry_yaw_rate_sigma_rps: float = 0.01
@@ -199,6 +200,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         single_covariance_adapt=(v['fusion.single_covariance_adapt'] == 'true' or (
             v['fusion.single_covariance_adapt'] == 'auto' and v['camera_model'] == 'pinhole')),
         single_covariance_target_nis=v['fusion.single_covariance_target_nis'],
+        single_covariance_gate_nis=v['fusion.single_covariance_gate_nis'],
         odometry_input=v['fusion.odometry'], odometry_sigma_mps=v['fusion.odometry_sigma_mps'],
         odometry_yaw_rate_sigma_rps=v['fusion.odometry_yaw_rate_sigma_rps'],
         warning_throttle_s=v['warning_throttle_s'])

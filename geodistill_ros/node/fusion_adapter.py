@@ -15,7 +15,9 @@ Inputs (the node's callbacks, any thread; a lock guards the filter):
   odometry's yaw rate when there is odometry), then the search's base-frame yaw;
 - ``step``: one localized frame (its single-frame base pose, crop and calibrated heatmap)
   -> the posterior pose (the 2-D filter's position; the tracked yaw and its variance while
-  the yaw is tracked, else the frame's).
+  the yaw is tracked, else the frame's); against the belief just before the frame it also
+  feeds the single-frame innovation scale and gates the frame
+  (``single_covariance_factor``: the factor on the published pose_single covariance).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from geodistill_core.filtering import (
     TwistSample,
     YawTracker,
     YawWindow,
+    gate_inflation,
 )
 from geodistill_ros.node.planar_pose import PlanarPose
 
@@ -61,6 +64,8 @@ class NodeFusion:
         self.single_scale = (InnovationScale(CovarianceScaleConfig(
             target_nis=config.single_covariance_target_nis))
             if self.fusion is not None and config.single_covariance_adapt else None)
+        self.single_gate = 1.0  # the last frame's gate factor (gate_inflation)
+        self.single_gated = 0
 
     @property
     def active(self) -> bool:
@@ -183,11 +188,20 @@ class NodeFusion:
             tracked = self.yaw.estimate() if self.yaw is not None else None
             yaw, var_yaw = tracked if tracked is not None else (single.yaw_rad,
                                                                 single.var_yaw_rad2)
-            out = self.fusion.step(stamp_ns, yaw, heatmap, self.single_scale is not None)
+            gate_nis = self.config.single_covariance_gate_nis
+            out = self.fusion.step(stamp_ns, yaw, heatmap,
+                                   self.single_scale is not None or gate_nis > 0)
             before = None if out is None else out.belief_before_camera
+            self.single_gate = 1.0
             if before is not None:
-                self.single_scale.add((single.x_m, single.y_m), single.cov_xy_m2,
-                                      before.mean_xy_m, before.cov_xy_m2)
+                cov = single.cov_xy_m2
+                if self.single_scale is not None:
+                    self.single_scale.add((single.x_m, single.y_m), cov, before.mean_xy_m,
+                                          before.cov_xy_m2)
+                    cov = cov * self.single_scale.scale()
+                nu = np.array([single.x_m, single.y_m]) - before.mean_xy_m
+                self.single_gate = gate_inflation(nu, cov, before.cov_xy_m2, gate_nis)
+                self.single_gated += self.single_gate > 1.0
         self.last_output = out
         if out is None:
             return None
@@ -195,10 +209,17 @@ class NodeFusion:
                           np.array(out.cov_xy_m2), var_yaw)
 
     def single_covariance_scale(self) -> float:
-        """The factor on the published single-frame covariance (1 without the filter or
+        """The deployment's scale of the single-frame covariance (1 without the filter or
         while too few innovations are in)."""
         with self._lock:
             return self.single_covariance_scale_locked()
+
+    def single_covariance_factor(self) -> float:
+        """The factor on the last frame's published single-frame covariance: the
+        deployment's scale times the frame's gate factor (fusion.single_covariance_gate_nis).
+        """
+        with self._lock:
+            return self.single_covariance_scale_locked() * self.single_gate
 
     def single_covariance_scale_locked(self) -> float:
         """single_covariance_scale with the lock already held."""
@@ -214,6 +235,7 @@ class NodeFusion:
                       'fusion_last_reset': stats.last_reset,
                       'fusion_camera_skipped_yaw_total': self.camera_skipped_yaw,
                       'single_covariance_scale': self.single_covariance_scale_locked(),
+                      'single_covariance_gated_total': self.single_gated,
                       'single_covariance_innovations': (
                           0 if self.single_scale is None else self.single_scale.frames),
                       'fusion_gnss_nis_mean': stats.nis_mean(),

@@ -310,6 +310,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'frames share errors the belief has partly absorbed, so innovations understate '
           'them: 1.2 chosen on the validation drives)', min_value=0.1,
           max_value=10.0),
+    _spec('fusion.single_covariance_gate_nis', 9.21, 'a frame whose innovation against the '
+          'filter\'s belief exceeds this NIS (2 dof; 9.21 = the 99% gate) disagrees with '
+          'the fixes, odometry and earlier frames: its published single-frame covariance '
+          '(pose_single) is widened until that innovation\'s NIS is 2, its position kept '
+          '(a wrong peak its heatmap cannot tell; diagnostics single_covariance_gated_total); '
+          '0 = off', min_value=0.0, max_value=1000.0),
     _spec('fusion.yaw_tracking', True, 'track the yaw over the drive (a Kalman filter on yaw '
           'and yaw rate fed by the rotation search and the odometry yaw rate): each frame '
           'searches around the predicted yaw instead of the prior\'s whole range (faster; '

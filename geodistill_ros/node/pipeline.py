@@ -189,8 +189,9 @@ class LocalizationPipeline:
         fused = node.fusion.step(stamp_ns, base, crop, result if publish_pose else None,
                                  cfg.camera_offset) if node.fusion.active else None
         if single is not None and node.fusion.active:
-            # the deployment's own covariance scale (fusion.single_covariance_adapt)
-            scale = node.fusion.single_covariance_scale()
+            # the deployment's own covariance scale (fusion.single_covariance_adapt), widened
+            # for a frame that disagrees with the belief (fusion.single_covariance_gate_nis)
+            scale = node.fusion.single_covariance_factor()
             single = replace(single, cov_xy_m2=single.cov_xy_m2 * scale)
         lap('fusion')
         node.io.publish(stamp_ns, fused if fused is not None else single, single, z_base, fix,

@@ -11,7 +11,8 @@ image's outcome or at ``--rate``), records its outputs and writes into DIR:
   (counts: outputs, rejections by reason, dropped, resent), ``timing`` (wall time,
   throughput, end-to-end and node latency), ``node_parameters``, ``heading``, ``pictures``;
 - ``frames.csv`` (one row per image: the published pose), ``frames_single.csv`` (the same
-  columns for pose_single, when the node published it), ``node.yaml`` (the node's parameters), ``node.log``;
+  columns for pose_single, when the node published it), ``node.yaml`` (the node's
+  parameters), ``node.log``;
 - ``trajectory.png`` (truth, GNSS, localized over the satellite map), ``error_over_time.png``,
   ``error_cdf.png`` (replay.plots).
 

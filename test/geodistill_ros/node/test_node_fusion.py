@@ -269,3 +269,34 @@ def test_single_frame_covariance_follows_the_innovations(ros_isolation, tif):
                 assert single.pose.covariance[0] == pytest.approx(25.0 * scale, rel=0.05)
             else:
                 assert scale == 1.0 and single.pose.covariance[0] == pytest.approx(25.0, rel=0.05)
+
+
+def test_a_frame_that_disagrees_with_the_belief_publishes_a_widened_covariance(ros_isolation,
+                                                                               tif):
+    """Ten frames agree with the fixes; the eleventh sees itself 10 m east with 0.5 m^2:
+    beyond the 99% gate against the belief, so pose_single keeps that position but its
+    covariance is widened until the innovation's NIS is 2 (about 10^2 / 2 = 50 m^2 less the
+    belief's own variance); with fusion.single_covariance_gate_nis 0 it stays 0.5 m^2."""
+    for gate in (9.21, 0.0):
+        scripted = ScriptedLocalizer(offset_en_m=(0.0, 0.0), heatmap_sigma_m=1.0,
+                                     covariance_en_m2=np.eye(2) * 0.5)
+        overrides = base_overrides(tif, **{**FILTER, 'fusion.single_covariance_adapt': 'false',
+                                           'fusion.single_covariance_gate_nis': gate})
+        with FusionHarness(overrides, scripted) as h:
+            h.send_camera_info()
+            for k in range(10):
+                _, single = h.frame(k, (5.0, -3.0))
+            assert single.pose.covariance[0] == pytest.approx(0.5, rel=0.05)  # agrees
+            scripted.offset_en_m = (10.0, 0.0)
+            pose, single = h.frame(10, (5.0, -3.0))
+            diagnostics = h.last_diagnostics()
+            east_of_fused = single.pose.pose.position.x - pose.pose.pose.position.x
+            assert east_of_fused > 8.0  # the frame's own position is published as it is
+            if gate:
+                assert int(diagnostics['single_covariance_gated_total']) == 1
+                assert 35.0 < single.pose.covariance[0] < 50.0
+                assert single.pose.covariance[7] == pytest.approx(
+                    single.pose.covariance[0], rel=0.05)
+            else:
+                assert int(diagnostics['single_covariance_gated_total']) == 0
+                assert single.pose.covariance[0] == pytest.approx(0.5, rel=0.05)
