@@ -82,7 +82,9 @@ class NodeConfig:
     camera_max_search_yaw_std_deg: float = 180.0
     single_covariance_adapt: bool = True
     single_covariance_target_nis: float = 1.2
+    single_covariance_gate: bool = False
     single_covariance_gate_nis: float = 9.21
+    single_covariance_gate_inlier_scale: float = 0.5
     odometry_input: str = 'twist'
     odometry_sigma_mps: float = 0.1
     odometry_yaw_rate_sigma_rps: float = 0.01
@@ -106,6 +108,19 @@ def _map_source_options(values: dict[str, Any]) -> dict:
     return {'root': values['map_source.root'], 'zoom': values['map_source.zoom'],
             'ext': values['map_source.ext'], 'tms': values['map_source.tms'],
             'cache_tiles': values['map_source.cache_tiles']}
+
+
+def _single_covariance_adapt(v: dict[str, Any]) -> bool:
+    """fusion.single_covariance_adapt: 'auto' = pinhole cameras."""
+    mode = v['fusion.single_covariance_adapt']
+    return mode == 'true' or (mode == 'auto' and v['camera_model'] == 'pinhole')
+
+
+def _single_covariance_gate(v: dict[str, Any]) -> bool:
+    """fusion.single_covariance_gate: 'auto' = where the innovation scale is off (its one
+    factor already covers the wrong peaks)."""
+    mode = v['fusion.single_covariance_gate']
+    return mode == 'true' or (mode == 'auto' and not _single_covariance_adapt(v))
 
 
 def _fusion_config(values: dict[str, Any]) -> FusionConfig:
@@ -197,10 +212,11 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         fusion_mode=v['fusion.mode'], fusion=_fusion_config(v),
         yaw_tracker=_yaw_tracker_config(v),
         camera_max_search_yaw_std_deg=v['fusion.camera_max_search_yaw_std_deg'],
-        single_covariance_adapt=(v['fusion.single_covariance_adapt'] == 'true' or (
-            v['fusion.single_covariance_adapt'] == 'auto' and v['camera_model'] == 'pinhole')),
+        single_covariance_adapt=_single_covariance_adapt(v),
         single_covariance_target_nis=v['fusion.single_covariance_target_nis'],
+        single_covariance_gate=_single_covariance_gate(v),
         single_covariance_gate_nis=v['fusion.single_covariance_gate_nis'],
+        single_covariance_gate_inlier_scale=v['fusion.single_covariance_gate_inlier_scale'],
         odometry_input=v['fusion.odometry'], odometry_sigma_mps=v['fusion.odometry_sigma_mps'],
         odometry_yaw_rate_sigma_rps=v['fusion.odometry_yaw_rate_sigma_rps'],
         warning_throttle_s=v['warning_throttle_s'])

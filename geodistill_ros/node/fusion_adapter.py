@@ -64,7 +64,7 @@ class NodeFusion:
         self.single_scale = (InnovationScale(CovarianceScaleConfig(
             target_nis=config.single_covariance_target_nis))
             if self.fusion is not None and config.single_covariance_adapt else None)
-        self.single_gate = 1.0  # the last frame's gate factor (gate_inflation)
+        self.single_gate = 1.0  # the last frame's gate factor (inlier scale x gate_inflation)
         self.single_gated = 0
 
     @property
@@ -188,9 +188,9 @@ class NodeFusion:
             tracked = self.yaw.estimate() if self.yaw is not None else None
             yaw, var_yaw = tracked if tracked is not None else (single.yaw_rad,
                                                                 single.var_yaw_rad2)
-            gate_nis = self.config.single_covariance_gate_nis
+            gating = self.config.single_covariance_gate
             out = self.fusion.step(stamp_ns, yaw, heatmap,
-                                   self.single_scale is not None or gate_nis > 0)
+                                   self.single_scale is not None or gating)
             before = None if out is None else out.belief_before_camera
             self.single_gate = 1.0
             if before is not None:
@@ -199,9 +199,13 @@ class NodeFusion:
                     self.single_scale.add((single.x_m, single.y_m), cov, before.mean_xy_m,
                                           before.cov_xy_m2)
                     cov = cov * self.single_scale.scale()
-                nu = np.array([single.x_m, single.y_m]) - before.mean_xy_m
-                self.single_gate = gate_inflation(nu, cov, before.cov_xy_m2, gate_nis)
-                self.single_gated += self.single_gate > 1.0
+                if gating:
+                    inlier = self.config.single_covariance_gate_inlier_scale
+                    nu = np.array([single.x_m, single.y_m]) - before.mean_xy_m
+                    self.single_gate = inlier * gate_inflation(
+                        nu, inlier * cov, before.cov_xy_m2,
+                        self.config.single_covariance_gate_nis)
+                    self.single_gated += self.single_gate > inlier
         self.last_output = out
         if out is None:
             return None
@@ -216,8 +220,8 @@ class NodeFusion:
 
     def single_covariance_factor(self) -> float:
         """The factor on the last frame's published single-frame covariance: the
-        deployment's scale times the frame's gate factor (fusion.single_covariance_gate_nis).
-        """
+        deployment's scale times the frame's gate factor (fusion.single_covariance_gate: the
+        inlier scale, times the widening of a gated frame)."""
         with self._lock:
             return self.single_covariance_scale_locked() * self.single_gate
 

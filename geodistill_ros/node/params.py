@@ -310,12 +310,21 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'frames share errors the belief has partly absorbed, so innovations understate '
           'them: 1.2 chosen on the validation drives)', min_value=0.1,
           max_value=10.0),
-    _spec('fusion.single_covariance_gate_nis', 9.21, 'a frame whose innovation against the '
-          'filter\'s belief exceeds this NIS (2 dof; 9.21 = the 99% gate) disagrees with '
-          'the fixes, odometry and earlier frames: its published single-frame covariance '
-          '(pose_single) is widened until that innovation\'s NIS is 2, its position kept '
-          '(a wrong peak its heatmap cannot tell; diagnostics single_covariance_gated_total); '
-          '0 = off', min_value=0.0, max_value=1000.0),
+    _spec('fusion.single_covariance_gate', 'auto', 'gate pose_single against the filter\'s '
+          'belief: a frame whose innovation NIS exceeds fusion.single_covariance_gate_nis '
+          'disagrees with the fixes, odometry and earlier frames (a wrong peak its heatmap '
+          'cannot tell): its covariance is widened until that NIS is 2, its position kept; '
+          'frames within the gate get fusion.single_covariance_gate_inlier_scale (the '
+          'calibration\'s scale also covered the wrong peaks). \'true\', \'false\' or '
+          '\'auto\' = where fusion.single_covariance_adapt is off (panoramas by default; '
+          'chosen on the validation drives, README). Diagnostics '
+          'single_covariance_gated_total', choices=('auto', 'true', 'false')),
+    _spec('fusion.single_covariance_gate_nis', 9.21, 'the gate (NIS, 2 dof; 9.21 = 99%)',
+          min_value=2.5, max_value=1000.0),
+    _spec('fusion.single_covariance_gate_inlier_scale', 0.5, 'factor on the single-frame '
+          'covariance of frames within the gate, when gating (0.5 chosen on the panorama '
+          'validation drives, with and without 3 deg of heading noise)', min_value=0.01,
+          max_value=10.0),
     _spec('fusion.yaw_tracking', True, 'track the yaw over the drive (a Kalman filter on yaw '
           'and yaw rate fed by the rotation search and the odometry yaw rate): each frame '
           'searches around the predicted yaw instead of the prior\'s whole range (faster; '

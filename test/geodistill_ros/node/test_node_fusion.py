@@ -258,7 +258,8 @@ def test_single_frame_covariance_follows_the_innovations(ros_isolation, tif):
     for adapt in ('auto', 'false'):  # the harness camera is pinhole: auto = true
         scripted = ScriptedLocalizer(offset_en_m=(0.0, 0.0), heatmap_sigma_m=1.0,
                                      covariance_en_m2=np.eye(2) * 25.0)
-        overrides = base_overrides(tif, **{**FILTER, 'fusion.single_covariance_adapt': adapt})
+        overrides = base_overrides(tif, **{**FILTER, 'fusion.single_covariance_adapt': adapt,
+                                           'fusion.single_covariance_gate': 'false'})
         with FusionHarness(overrides, scripted) as h:
             h.send_camera_info()
             for k in range(34):
@@ -273,30 +274,37 @@ def test_single_frame_covariance_follows_the_innovations(ros_isolation, tif):
 
 def test_a_frame_that_disagrees_with_the_belief_publishes_a_widened_covariance(ros_isolation,
                                                                                tif):
-    """Ten frames agree with the fixes; the eleventh sees itself 10 m east with 0.5 m^2:
-    beyond the 99% gate against the belief, so pose_single keeps that position but its
-    covariance is widened until the innovation's NIS is 2 (about 10^2 / 2 = 50 m^2 less the
-    belief's own variance); with fusion.single_covariance_gate_nis 0 it stays 0.5 m^2."""
-    for gate in (9.21, 0.0):
+    """Ten frames agree with the fixes; the eleventh sees itself 10 m east with 0.5 m^2.
+    Gating (fusion.single_covariance_gate 'auto' where the innovation scale is off): frames
+    within the gate publish 0.5 x the inlier scale (0.5 by default); the eleventh is beyond
+    the 99% gate against the belief, so pose_single keeps its position but its covariance is
+    widened until the innovation's NIS is 2 (about 10^2 / 2 = 50 m^2 less the belief's own
+    variance). Without gating ('false'; or 'auto' while the innovation scale adapts, as for
+    this pinhole camera by default) nothing is gated."""
+    cases = {('false', 'auto'): True, ('false', 'false'): False, ('auto', 'auto'): False}
+    for (adapt, gate), gating in cases.items():
         scripted = ScriptedLocalizer(offset_en_m=(0.0, 0.0), heatmap_sigma_m=1.0,
                                      covariance_en_m2=np.eye(2) * 0.5)
-        overrides = base_overrides(tif, **{**FILTER, 'fusion.single_covariance_adapt': 'false',
-                                           'fusion.single_covariance_gate_nis': gate})
+        overrides = base_overrides(tif, **{**FILTER, 'fusion.single_covariance_adapt': adapt,
+                                           'fusion.single_covariance_gate': gate})
         with FusionHarness(overrides, scripted) as h:
             h.send_camera_info()
             for k in range(10):
                 _, single = h.frame(k, (5.0, -3.0))
-            assert single.pose.covariance[0] == pytest.approx(0.5, rel=0.05)  # agrees
+            if adapt == 'false':  # the innovation scale (adapt) needs 30 frames to move
+                expected = 0.25 if gating else 0.5
+                assert single.pose.covariance[0] == pytest.approx(expected, rel=0.05)
             scripted.offset_en_m = (10.0, 0.0)
             pose, single = h.frame(10, (5.0, -3.0))
             diagnostics = h.last_diagnostics()
             east_of_fused = single.pose.pose.position.x - pose.pose.pose.position.x
             assert east_of_fused > 8.0  # the frame's own position is published as it is
-            if gate:
-                assert int(diagnostics['single_covariance_gated_total']) == 1
+            gated = int(diagnostics['single_covariance_gated_total'])
+            if gating:
+                assert gated == 1
                 assert 35.0 < single.pose.covariance[0] < 50.0
                 assert single.pose.covariance[7] == pytest.approx(
                     single.pose.covariance[0], rel=0.05)
             else:
-                assert int(diagnostics['single_covariance_gated_total']) == 0
+                assert gated == 0
                 assert single.pose.covariance[0] == pytest.approx(0.5, rel=0.05)
