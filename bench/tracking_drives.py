@@ -15,10 +15,10 @@ train/calibrate.py's synthetic preset, seed 1000; where the settings are chosen)
 the five drives of bench/bench_fusion.py (outputs/bench_fusion, run it first; never used to
 choose). 'yaw' replays with the fix-track heading (no heading topic); 'velocity' with the
 GNSS velocity input instead (course over ground, seeded noise); 'scale' (the innovation
-scale's target NIS) and 'gate' (fusion.single_covariance_gate_nis, with the camera's default
-scale) with the heading topic and the benchmark's heading noise. One thread; every frame processed; prints
-one JSON line per run and writes them to --out (default bench/results/tracking_<mode>_
-<drives>.json).
+scale's target NIS) and 'gate' (fusion.single_covariance_gate, with the camera's default
+scale) with the heading topic and the benchmark's heading noise. One thread; every frame
+processed; prints one JSON line per run and writes them to --out (default
+bench/results/tracking_<mode>_<drives>.json).
 """
 from __future__ import annotations
 
