@@ -40,7 +40,10 @@ YAW_VARIANTS = {'default': {}, 'off': {'fusion.yaw_tracking': False},
                          'fusion.camera_max_search_yaw_std_deg': 8.0},
                 'nobx': {'fusion.yaw_tracking': True, 'fusion.bias_excursion_chi2': 0.0},
                 **{f'bx{c:g}': {'fusion.yaw_tracking': True, 'fusion.bias_excursion_chi2': c}
-                   for c in (4.0, 6.25, 9.0, 16.0, 25.0)}}
+                   for c in (4.0, 6.25, 9.0, 16.0, 25.0)},
+                **{f'pd{d:g}': {'fusion.yaw_tracking': True,
+                                'fusion.yaw_max_prior_disagreement_deg': d}
+                   for d in (15.0, 20.0, 30.0, 45.0)}}
 # bench_fusion's heading noise (deg) and seed per drive
 BENCH_HEADING = {'demo': (0.0, 0), 's1': (3.0, 1), 's2': (3.0, 2), 's3': (3.0, 3),
                  's4': (2.0, 4)}

@@ -143,7 +143,9 @@ YAW_TRACKER_PARAMETERS = {'yaw_tracking': 'enabled',
                           'yaw_gate_chi2': 'gate_chi2',
                           'yaw_max_rejections': 'max_rejections',
                           'yaw_max_start_std_deg': 'max_start_std_deg',
-                          'yaw_search_every': 'search_every'}
+                          'yaw_search_every': 'search_every',
+                          'yaw_prior_check_s': 'prior_check_s',
+                          'yaw_max_prior_disagreement_deg': 'max_prior_disagreement_deg'}
 
 
 def _yaw_tracker_config(values: dict[str, Any]) -> YawTrackerConfig:

@@ -344,6 +344,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           'the track lost: it widens to the prior range around the predicted yaw (gaps, '
           'time jumps and ~/reset drop it: the next frame searches around the prior)',
           min_value=1, max_value=1000),
+    _spec('fusion.yaw_prior_check_s', 5.0, 'a track whose predicted yaw disagrees with the '
+          'measured yaw priors (fix track, GNSS course, heading topic) on average over this '
+          'many seconds by more than fusion.yaw_max_prior_disagreement_deg is dropped (a lock '
+          'on a wrong peak: a street grid 90 deg off, a road 180 deg)', min_value=0.5,
+          max_value=120.0),
+    _spec('fusion.yaw_max_prior_disagreement_deg', 45.0, 'see fusion.yaw_prior_check_s (one '
+          'fix-track prior is tens of degrees off, its mean over seconds is not)',
+          min_value=1.0, max_value=180.0),
     _spec('fusion.yaw_search_every', 2, 'while the yaw track is confident (window at '
           'fusion.yaw_min_range_deg) run the rotation search on every N-th frame only; the '
           'others are localized at the tracked yaw (yaw_source yaw_tracker): N x fewer '
