@@ -4,9 +4,8 @@
 Drives: the demo drive (synthetic preset 'demo'/'demo_panorama', seed 0, the make demo GNSS
 noise) and four more drives through other worlds of the unseen old_town style (seeds 1-4;
 ``--drives s5 s6 s7 s8``: four held-out drives, seeds 5-8, added after every setting was
-chosen),
-each with its own GNSS noise model (white 3-8 m per axis, a bias of a few metres, a random
-walk) and seeded heading-prior noise; both cameras (pinhole: the embedded default pinhole
+chosen), each with its own GNSS noise model (white 3-8 m per axis, a bias of a few metres, a
+random walk) and seeded heading-prior noise; both cameras (pinhole: the embedded default pinhole
 model; panorama: the embedded default panorama model). Every drive is replayed through the
 node's own pipeline offline (replay --offline: every frame processed) with the default
 parameters (fusion.mode filter, odometry from the bag's twist topic);
