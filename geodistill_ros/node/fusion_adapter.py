@@ -192,6 +192,9 @@ class NodeFusion:
             out = self.fusion.step(stamp_ns, yaw, heatmap,
                                    self.single_scale is not None or gating)
             before = None if out is None else out.belief_before_camera
+            # a frame without a belief to check it against (the first after a reset, or one
+            # whose heatmap was not fused) keeps the calibration's covariance, which covers
+            # right and wrong peaks alike
             self.single_gate = 1.0
             if before is not None:
                 cov = single.cov_xy_m2
