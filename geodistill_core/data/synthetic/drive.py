@@ -18,6 +18,7 @@ from geodistill_core.data.synthetic.poses import KITTI_CAMERA_HEIGHT_M, CameraPo
 from geodistill_core.data.synthetic.world import World
 
 DENSE_STEP_M = 0.25
+MAX_ROUTE_EXTENSIONS = 8
 
 
 @dataclass(frozen=True)
@@ -163,17 +164,28 @@ def sample_drive(world: World, n_frames: int, speed_mps: float = 8.0, hz: float 
     if n_frames < 2 or speed_mps <= 0 or hz <= 0:
         raise ValueError(f'need n_frames >= 2, speed > 0, hz > 0; got {n_frames}, '
                          f'{speed_mps}, {hz}')
-    rng = np.random.default_rng(seed)
     length = (n_frames - 1) * speed_mps / hz
     pad = 4.0 * corner_sigma_m
-    edges, raw = _route(world, length + 2 * pad + 1.0, margin_m, rng)
-    dense = _resample(raw, DENSE_STEP_M)
-    smooth = _gaussian_smooth(dense, corner_sigma_m / DENSE_STEP_M)
+    s_frames = pad + np.arange(n_frames) * (speed_mps / hz)
+    wanted = length + 2 * pad + 1.0
+    for _ in range(MAX_ROUTE_EXTENSIONS + 1):
+        # the same seed replays the same walk, so a longer request extends the route
+        edges, raw = _route(world, wanted, margin_m, np.random.default_rng(seed))
+        dense = _resample(raw, DENSE_STEP_M)
+        smooth = _gaussian_smooth(dense, corner_sigma_m / DENSE_STEP_M)
+        s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(smooth, axis=0),
+                                                            axis=1))])
+        if s[-1] >= s_frames[-1]:
+            break
+        # the lane path is shorter than the edges' lengths (corners trimmed and rounded):
+        # without more road the last frames would stand still at speed_mps
+        wanted += s_frames[-1] - s[-1] + 2 * pad
+    else:
+        raise ValueError(f'no route of {length + 2 * pad:.0f} m found in this world (seed '
+                         f'{seed}); use fewer frames, a lower speed or a larger world')
     tangent = np.gradient(smooth, axis=0)
     heading = np.unwrap(np.arctan2(tangent[:, 1], tangent[:, 0]))
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(smooth, axis=0), axis=1))])
     curvature = np.gradient(heading, s)
-    s_frames = pad + np.arange(n_frames) * (speed_mps / hz)
     east = np.interp(s_frames, s, smooth[:, 0])
     north = np.interp(s_frames, s, smooth[:, 1])
     yaw = np.interp(s_frames, s, heading)

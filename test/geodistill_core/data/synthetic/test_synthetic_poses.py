@@ -100,6 +100,19 @@ def test_drive_is_smooth_consistent_and_on_the_road(wide_suburb):
     assert np.array_equal(drive.east_m, again.east_m)
 
 
+@pytest.mark.parametrize('seed', [0, 3])
+def test_a_drive_longer_than_its_first_route_does_not_stand_still(wide_suburb, seed):
+    """At 10 m/s these walks' lane paths (corners trimmed and rounded) came out shorter
+    than the drive: the last frames stood still while the OXTS velocity said 10 m/s. The
+    route is now extended (same seed, same walk continued) until every frame is on it."""
+    drive = sample_drive(wide_suburb, 300, speed_mps=10.0, hz=10.0, seed=seed, margin_m=5.0)
+    step = np.hypot(np.diff(drive.east_m), np.diff(drive.north_m))
+    assert step.min() > 0.9  # 1 m per frame, chords of the sharpest corners a little less
+    assert np.allclose(np.hypot(drive.v_east_mps, drive.v_north_mps), 10.0)
+    again = sample_drive(wide_suburb, 300, speed_mps=10.0, hz=10.0, seed=seed, margin_m=5.0)
+    assert np.array_equal(drive.east_m, again.east_m)
+
+
 def test_hide_cars_near_a_drive(small_world_factory):
     downtown = small_world_factory('grid_downtown', 0)
     drive = sample_drive(downtown, 200, speed_mps=8.0, seed=0, margin_m=0.0)
