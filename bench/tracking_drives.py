@@ -108,6 +108,9 @@ def main(args=None) -> Path:
                    'the same, single-frame gate variants')
     p.add_argument('--velocity-noise-mps', type=float, default=0.1)
     p.add_argument('--drives', choices=('validation', 'bench'), default='validation')
+    p.add_argument('--only', nargs='+', default=None, metavar='DRIVE',
+                   help='replay only these drives (names as printed: demo, s1, ..., or the '
+                   'validation cities)')
     p.add_argument('--validation-heading-noise-deg', type=float, default=0.0,
                    help='modes scale and gate on the validation drives: heading-prior noise '
                    '(deg, 1 sigma, seeded per drive) as an INS of that accuracy adds')
@@ -136,6 +139,8 @@ def main(args=None) -> Path:
     rows = []
     for name, bag, map_path, noise, seed in drives(ns.drives, ns.camera,
                                                    ns.validation_heading_noise_deg):
+        if ns.only and name not in ns.only:
+            continue
         for variant, params in runs.items():
             report = replay(ReplayConfig(
                 bag=bag, map_path=map_path, out_dir=ns.work / ns.mode / f'{name}_{variant}',
