@@ -41,6 +41,9 @@ YAW_VARIANTS = {'default': {}, 'off': {'fusion.yaw_tracking': False},
                 'nobx': {'fusion.yaw_tracking': True, 'fusion.bias_excursion_chi2': 0.0},
                 **{f'bx{c:g}': {'fusion.yaw_tracking': True, 'fusion.bias_excursion_chi2': c}
                    for c in (4.0, 6.25, 9.0, 16.0, 25.0)},
+                **{f'cp{d:g}': {'fusion.yaw_tracking': True,
+                                'fusion.camera_max_prior_disagreement_deg': d}
+                   for d in (10.0, 15.0, 20.0, 30.0)},
                 **{f'pd{d:g}': {'fusion.yaw_tracking': True,
                                 'fusion.yaw_max_prior_disagreement_deg': d}
                    for d in (15.0, 20.0, 30.0, 45.0)}}

@@ -151,6 +151,7 @@ class YawTracker:
         self._rejections = 0
         self._predicted: tuple[int, np.ndarray, np.ndarray] | None = None
         self._disagreements: deque = deque()  # (stamp_ns, prior - predicted yaw) rad
+        self._mean_disagreement_rad: float | None = None
         self._unsearched = 0  # confident frames in a row that took the prediction
 
     @property
@@ -170,6 +171,15 @@ class YawTracker:
         self._x = self._P = self._t_ns = self._predicted = None
         self._rejections = 0
         self._disagreements.clear()
+        self._mean_disagreement_rad = None
+
+    def prior_disagreement_deg(self) -> float | None:
+        """|circular mean of (prior - predicted yaw)| over the last prior_check_s seconds of
+        the current track (degrees), None untracked or before prior_check_min_frames
+        measured priors: how far the track sits from what the priors say on average."""
+        if self._x is None or self._mean_disagreement_rad is None:
+            return None
+        return abs(math.degrees(self._mean_disagreement_rad))
 
     def estimate(self) -> tuple[float, float] | None:
         """(yaw rad, variance rad^2) after the last update, None untracked."""
@@ -273,9 +283,11 @@ class YawTracker:
         while window and stamp_ns - window[0][0] > cfg.prior_check_s * 1e9:
             window.popleft()
         if len(window) < cfg.prior_check_min_frames:
+            self._mean_disagreement_rad = None
             return False
         mean = math.atan2(sum(math.sin(d) for _, d in window),
                           sum(math.cos(d) for _, d in window))
+        self._mean_disagreement_rad = mean
         return abs(mean) > math.radians(cfg.max_prior_disagreement_deg)
 
     def _reject(self, reason: str, x: np.ndarray, P: np.ndarray, stamp_ns: int) -> str:

@@ -80,6 +80,7 @@ class NodeConfig:
     fusion: FusionConfig = FusionConfig()
     yaw_tracker: YawTrackerConfig = YawTrackerConfig()
     camera_max_search_yaw_std_deg: float = 180.0
+    camera_max_prior_disagreement_deg: float = 180.0
     single_covariance_adapt: bool = True
     single_covariance_target_nis: float = 1.2
     single_covariance_gate: bool = False
@@ -214,6 +215,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         fusion_mode=v['fusion.mode'], fusion=_fusion_config(v),
         yaw_tracker=_yaw_tracker_config(v),
         camera_max_search_yaw_std_deg=v['fusion.camera_max_search_yaw_std_deg'],
+        camera_max_prior_disagreement_deg=v['fusion.camera_max_prior_disagreement_deg'],
         single_covariance_adapt=_single_covariance_adapt(v),
         single_covariance_target_nis=v['fusion.single_covariance_target_nis'],
         single_covariance_gate=_single_covariance_gate(v),

@@ -61,6 +61,7 @@ class NodeFusion:
         self.last_yaw_window: YawWindow | None = None
         self.last_yaw_update = ''
         self.camera_skipped_yaw = 0
+        self.camera_skipped_prior = 0
         self.single_scale = (InnovationScale(CovarianceScaleConfig(
             target_nis=config.single_covariance_target_nis))
             if self.fusion is not None and config.single_covariance_adapt else None)
@@ -176,6 +177,15 @@ class NodeFusion:
             # confidently wrong, and a run of them would pull the belief away
             result = None
             self.camera_skipped_yaw += 1
+        if result is not None and self.yaw is not None:
+            with self._lock:
+                disagreement = self.yaw.prior_disagreement_deg()
+            if (disagreement is not None
+                    and disagreement > self.config.camera_max_prior_disagreement_deg):
+                # the tracked yaw sits far from what the measured priors say on average: a
+                # lock on a wrong peak whose heatmaps would pull the belief along
+                result = None
+                self.camera_skipped_prior += 1
         if result is not None:
             lever = _rot(single.yaw_rad) @ np.array([camera_offset.x_m, camera_offset.y_m])
             heatmap = HeatmapMeasurement(
@@ -241,6 +251,7 @@ class NodeFusion:
             values = {'fusion': self.config.fusion_mode,
                       'fusion_last_reset': stats.last_reset,
                       'fusion_camera_skipped_yaw_total': self.camera_skipped_yaw,
+                      'fusion_camera_skipped_prior_total': self.camera_skipped_prior,
                       'single_covariance_scale': self.single_covariance_scale_locked(),
                       'single_covariance_gated_total': self.single_gated,
                       'single_covariance_innovations': (
