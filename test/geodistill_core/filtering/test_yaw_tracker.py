@@ -207,6 +207,26 @@ def test_a_lock_on_a_wrong_peak_is_dropped_by_the_priors_mean():
             assert t <= 3_000 * MS  # the first check after 20 frames already says so
 
 
+def test_prior_disagreement_is_the_mean_offset_of_the_track_from_the_priors():
+    """A track locked 30 deg off (below the 45 deg drop) against priors with 10 deg of
+    noise: the reported disagreement is about 30 deg once prior_check_min_frames priors are
+    in, None before and after a reset."""
+    rng = np.random.default_rng(5)
+    tracker = YawTracker(YawTrackerConfig(prior_check_s=5.0, max_prior_disagreement_deg=45,
+                                          prior_check_min_frames=20))
+    assert tracker.prior_disagreement_deg() is None
+    for k in range(60):
+        t = k * 100 * MS
+        window = tracker.window(t, math.radians(rng.normal(0.0, 10.0)), 20.0)
+        tracker.update(t, window, math.radians(30.0 + rng.normal(0, 0.5)), (0.5 * DEG) ** 2)
+        if k < 19:
+            assert tracker.prior_disagreement_deg() is None
+    assert tracker.tracking and tracker.stats.counters['drops'] == 0
+    assert tracker.prior_disagreement_deg() == pytest.approx(30.0, abs=4.0)
+    tracker.reset()
+    assert tracker.prior_disagreement_deg() is None
+
+
 def test_a_confident_track_searches_every_nth_frame():
     tracker = YawTracker(YawTrackerConfig(search_every=3, min_range_deg=3.0))
     assert tracker.search_due(tracker.window(0, 0.0, 20.0))  # untracked: always

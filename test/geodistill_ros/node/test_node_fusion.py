@@ -308,3 +308,25 @@ def test_a_frame_that_disagrees_with_the_belief_publishes_a_widened_covariance(r
             else:
                 assert gated == 0
                 assert single.pose.covariance[0] == pytest.approx(0.5, rel=0.05)
+
+
+def test_frames_are_held_out_while_the_track_disagrees_with_the_priors(ros_isolation, tif):
+    """The search finds 14 deg against a prior of 10 deg: once fusion.yaw_prior_check_s
+    holds 20 priors, the track's mean disagreement (4 deg) exceeds
+    fusion.camera_max_prior_disagreement_deg 2: those frames are not fused (counted), the
+    track goes on; at the default (180) every frame is fused."""
+    for limit, held_out in ((2.0, True), (180.0, False)):
+        searching = SearchingLocalizer(offset_en_m=(0.0, 0.0))
+        overrides = base_overrides(tif, **SEARCH,
+                                   **{'fusion.camera_max_prior_disagreement_deg': limit})
+        with FusionHarness(overrides, searching) as h:
+            h.send_camera_info()
+            for k in range(24):
+                h.frame(k, (5.0, -3.0))
+            values = h.last_diagnostics()
+            skipped = int(values['fusion_camera_skipped_prior_total'])
+            assert values['yaw_tracking'] == 'tracking'
+            if held_out:
+                assert 3 <= skipped <= 6, skipped
+            else:
+                assert skipped == 0
