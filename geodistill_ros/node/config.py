@@ -80,7 +80,7 @@ class NodeConfig:
     fusion: FusionConfig = FusionConfig()
     yaw_tracker: YawTrackerConfig = YawTrackerConfig()
     camera_max_search_yaw_std_deg: float = 180.0
-    camera_max_prior_disagreement_deg: float = 10.0
+    camera_max_prior_disagreement_deg: float = 180.0
     single_covariance_adapt: bool = True
     single_covariance_target_nis: float = 1.2
     single_covariance_gate: bool = False

@@ -297,11 +297,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('fusion.camera_max_search_yaw_std_deg', 180.0, 'frames whose rotation-search yaw '
           'std exceeds this (deg) are not fused (their heatmap was computed at an uncertain '
           'yaw); 180 = fuse every frame', min_value=0.1, max_value=180.0),
-    _spec('fusion.camera_max_prior_disagreement_deg', 10.0, 'while the yaw is tracked, '
+    _spec('fusion.camera_max_prior_disagreement_deg', 180.0, 'while the yaw is tracked, '
           'frames are not fused when the track disagrees with the measured yaw priors (fix '
           'track, GNSS course) on average over fusion.yaw_prior_check_s by more than this '
           '(deg): a lock on a wrong peak, not yet dropped, gives confidently wrong heatmaps; '
-          '180 = fuse every frame (10 chosen on the validation drives, README)',
+          '180 = fuse every frame, the default (a fixed threshold fires on right tracks under '
+          'noisy fixes: README)',
           min_value=1.0, max_value=180.0),
     _spec('fusion.single_covariance_adapt', 'auto', 'scale the published single-frame '
           'covariance (pose_single) so that its innovations against the filter\'s belief '
