@@ -44,6 +44,8 @@ YAW_VARIANTS = {'default': {}, 'off': {'fusion.yaw_tracking': False},
                 **{f'cp{d:g}': {'fusion.yaw_tracking': True,
                                 'fusion.camera_max_prior_disagreement_deg': d}
                    for d in (10.0, 15.0, 20.0, 30.0)},
+                **{f'pr{d:g}': {'fusion.yaw_tracking': True, 'yaw_prior_range_deg': d}
+                   for d in (40.0, 60.0)},
                 **{f'pd{d:g}': {'fusion.yaw_tracking': True,
                                 'fusion.yaw_max_prior_disagreement_deg': d}
                    for d in (15.0, 20.0, 30.0, 45.0)}}
