@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+import json
 import logging
+import math
 import os
 from pathlib import Path
 import platform
@@ -138,10 +140,23 @@ def _coverage(block: dict) -> str:
             + ('' if n_eff is None else f' ({n_eff:.0f})'))
 
 
+def _nees(block: dict) -> str:
+    """'1.10 [0.43-3.5]': mean NEES and the interval a consistent estimator's mean falls in
+    (95%) given the effective number of independent frames; '*' marks a mean outside it."""
+    mean = block.get('nees_mean')
+    if mean is None or not math.isfinite(mean):
+        return 'n/a'
+    lo, hi = block.get('nees_mean_interval') or (math.nan, math.nan)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f'{mean:.2f}'
+    return f"{mean:.2f} [{lo:.2f}-{hi:.2f}]{'' if lo <= mean <= hi else '*'}"
+
+
 def table(rows: list[dict]) -> str:
     lines = ['| camera | drive | GNSS noise | mode | GNSS mean | single mean | fused mean | '
-             'fused median | fused R@1/3/5 m | fused NEES | fused in 95% [interval] (N_eff) | '
-             'single NEES | single in 95% [interval] (N_eff) | 10-s windows worse than GNSS | '
+             'fused median | fused R@1/3/5 m | fused NEES [interval] | fused in 95% [interval] '
+             '(N_eff) | single NEES [interval] | single in 95% [interval] (N_eff) | '
+             '10-s windows worse than GNSS | '
              'filter ms/frame | yaw median deg |',
              '|' + '---|' * 16]
     for r in rows:
@@ -152,8 +167,8 @@ def table(rows: list[dict]) -> str:
             f"| {r['camera']} | {r['drive']} | {r['noise']} | {r['mode']} | {_f(g['mean'])} | "
             f"{_f(s.get('mean'))} | {_f(p['mean'])} | {_f(p['median'])} | "
             f"{_f(p['recall_1m'], 0, 100)}/{_f(p['recall_3m'], 0, 100)}/"
-            f"{_f(p['recall_5m'], 0, 100)}% | {_f(p['nees_mean'])} | {_coverage(p)} | "
-            f"{_f(s.get('nees_mean'))} | {_coverage(s)} | {c['windows']['worse_than_gnss']}/"
+            f"{_f(p['recall_5m'], 0, 100)}% | {_nees(p)} | {_coverage(p)} | "
+            f"{_nees(s)} | {_coverage(s)} | {c['windows']['worse_than_gnss']}/"
             f"{c['windows']['count']} | {_f(cost.get('p50'))} (p95 {_f(cost.get('p95'))}) | "
             f"{_f((r.get('yaw') or {}).get('median'))} |")
     return '\n'.join(lines)
@@ -174,7 +189,12 @@ def main(args=None) -> int:
     p.add_argument('--state-heading-sigma', action='store_true',
                    help="heading_prior_sigma_deg = the drive's heading noise (default 0: the "
                         'node keeps the INS heading as it is)')
+    p.add_argument('--table', nargs='+', type=Path, metavar='RESULTS_JSON',
+                   help='run nothing: print one table of the rows of these saved results')
     ns = p.parse_args(args)
+    if ns.table:
+        print(table([row for path in ns.table for row in json.loads(path.read_text())['rows']]))
+        return 0
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     LOG.setLevel(logging.INFO)
     rows = []
