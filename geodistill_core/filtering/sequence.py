@@ -65,6 +65,12 @@ class FusionConfig:
     exponent of each frame's heatmap likelihood (1 = frames independent; below 1 accounts
     for consecutive frames of one street making correlated errors, as the correlated GNSS
     error does for fixes; the first frame after a (re)start counts fully).
+    camera_weight_distance_m: camera_weight applies in full to a frame at least this far
+    (metres of predicted motion, odometry or fix track) from the previous fused frame; a
+    closer one (slow, stopped, a camera faster than 10 Hz) gets camera_weight * distance /
+    this, because views of one place make one error, not one per frame. Motion unknown (a
+    random walk): full weight. 0 = every frame camera_weight (the weight per frame whatever
+    the motion).
     bias_excursion_chi2: the belief's expected GNSS error b is tested against its stationary
     prior N(0, gnss_bias_sigma_m^2 I): |b|^2 / sigma^2 above this restarts the filter around
     the fixes (reason 'bias_excursion'; 0 = off; needs gnss_bias_sigma_m > 0). late_fix_max_s: a
@@ -90,6 +96,7 @@ class FusionConfig:
     min_outlier_weight: float = 0.02
     late_fix_max_s: float = 0.5
     camera_weight: float = 0.25
+    camera_weight_distance_m: float = 0.8
     bias_excursion_chi2: float = 9.0
 
     def __post_init__(self):
@@ -97,6 +104,10 @@ class FusionConfig:
             raise ValueError(f'fusion mode must be one of {MODES}, got {self.mode!r}')
         if not 0.0 < self.camera_weight <= 1.0:
             raise ValueError(f'camera_weight must be in (0, 1], got {self.camera_weight}')
+        if not (self.camera_weight_distance_m >= 0
+                and math.isfinite(self.camera_weight_distance_m)):
+            raise ValueError('camera_weight_distance_m must be finite and >= 0 (0 = per frame), '
+                             f'got {self.camera_weight_distance_m}')
         if not (self.bias_excursion_chi2 >= 0 and math.isfinite(self.bias_excursion_chi2)):
             raise ValueError('bias_excursion_chi2 must be finite and >= 0 (0 = off), got '
                              f'{self.bias_excursion_chi2}')
@@ -158,6 +169,7 @@ class SequenceFusion:
         self._pending_reset = 'start'
         self._last_fix: tuple | None = None
         self._last_frame_ns: int | None = None
+        self._moved_since_camera_m = math.inf  # predicted motion since the last fused frame
 
     # --- inputs -------------------------------------------------------------------------
     def add_fix(self, stamp_ns: int, xy_m, R_xy_m2: np.ndarray | None) -> None:
@@ -244,7 +256,8 @@ class SequenceFusion:
         if heatmap is not None and cfg.mode == 'filter':
             # the first frame after a (re)start has no earlier frame to correlate with
             before = None if reset or not belief_before_camera else self.grid.estimate()
-            outlier = self._fuse_heatmap(heatmap, 1.0 if reset else cfg.camera_weight)
+            outlier = self._fuse_heatmap(heatmap, 1.0 if reset else self.camera_weight_now())
+            self._moved_since_camera_m = 0.0
         est = self.grid.estimate()
         if self._bias_excursion(est.bias_xy_m):
             # the frame's heatmap is not fused again: it may be what pulled the belief away
@@ -259,6 +272,15 @@ class SequenceFusion:
 
     def estimate(self) -> GridEstimate:
         return self.grid.estimate()
+
+    def camera_weight_now(self) -> float:
+        """The exponent a heatmap fused now gets: camera_weight scaled by the predicted
+        motion since the previous fused frame (FusionConfig.camera_weight_distance_m)."""
+        cfg = self.config
+        if cfg.camera_weight_distance_m <= 0:
+            return cfg.camera_weight
+        return cfg.camera_weight * min(1.0, self._moved_since_camera_m
+                                       / cfg.camera_weight_distance_m)
 
     def odometry_yaw_change(self, t0_ns: int, t1_ns: int) -> tuple[float, float] | None:
         """Yaw change (rad) and its variance over [t0, t1] from the odometry's yaw rates;
@@ -312,6 +334,8 @@ class SequenceFusion:
                 motion = np.zeros(2), np.eye(2) * cfg.no_motion_sigma_mps ** 2 * dt
                 source = 'random_walk'
         delta, q = motion
+        self._moved_since_camera_m = (math.inf if source == 'random_walk' else
+                                      self._moved_since_camera_m + float(np.hypot(*delta)))
         q = q + np.eye(2) * cfg.process_noise_m2_per_s * dt
         self.grid.predict(delta, q, dt)
         self._t_ns = stamp_ns

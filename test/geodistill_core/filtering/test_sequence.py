@@ -1,4 +1,5 @@
 """SequenceFusion: robustness to outlier heatmaps, resets, odometry rejection, motion."""
+import dataclasses
 import math
 
 import numpy as np
@@ -33,8 +34,14 @@ def twist(k, v=0.0, cov=None):
                        np.diag([0.01, 0.01, 1e-4]) if cov is None else cov)
 
 
+def per_frame(config=None) -> FusionConfig:
+    """config with every frame at camera_weight whatever the motion: the parked test car
+    of these tests stands for a moving one (the motion scaling has its own tests)."""
+    return dataclasses.replace(config or FusionConfig(), camera_weight_distance_m=0.0)
+
+
 def converged(config=None, steps=30, truth=(0.0, 0.0)):
-    fusion = SequenceFusion(config or FusionConfig())
+    fusion = SequenceFusion(per_frame(config))
     for k in range(steps):
         fusion.add_fix(T0 + k * 100_000_000, truth, np.eye(2) * 4.0)
         fusion.add_twist(twist(k))
@@ -220,7 +227,7 @@ def test_a_late_fix_is_carried_forward_by_the_odometry():
 def _camera_locked_away(config, frames=150, wrong=(15.0, 0.0)):
     """Fixes at the truth (0, 0), every frame's confident heatmap at `wrong`: a camera
     locked on a wrong place (e.g. heatmaps at a wrong yaw)."""
-    fusion = SequenceFusion(config)
+    fusion = SequenceFusion(per_frame(config))
     outs = []
     for k in range(frames):
         stamp = T0 + k * 100_000_000
@@ -273,3 +280,63 @@ def test_the_excursion_check_leaves_a_consistent_drive_alone():
 def test_bias_excursion_chi2_must_be_finite_and_not_negative(value):
     with pytest.raises(ValueError, match='bias_excursion_chi2'):
         FusionConfig(bias_excursion_chi2=value)
+
+
+def _parked_or_moving(config, speed_mps, frames=300, view_offset=(0.0, 0.0)):
+    """A car at speed_mps (east) for `frames` 10 Hz frames; fixes at the truth (2 m per
+    axis stated), every heatmap at the truth + view_offset: a parked car sees the same
+    place, so one view's error, every frame."""
+    fusion = SequenceFusion(config)
+    out = None
+    for k in range(frames):
+        stamp = T0 + k * 100_000_000
+        truth = np.array([speed_mps * 0.1 * k, 0.0])
+        fusion.add_fix(stamp, truth, np.eye(2) * 4.0)
+        fusion.add_twist(twist(k, v=speed_mps))
+        out = fusion.step(stamp, 0.0, heatmap_at(truth + view_offset, truth, sigma_m=1.0))
+    return fusion, out, truth
+
+
+def _nees(out, truth):
+    e = out.mean_xy_m - truth
+    return float(e @ np.linalg.solve(out.cov_xy_m2, e))
+
+
+def test_camera_weight_follows_the_motion_since_the_last_fused_frame():
+    cfg = FusionConfig(camera_weight=0.25, camera_weight_distance_m=0.8)
+    # 10 Hz: 8 m/s is 0.8 m per frame (full weight), 2 m/s a quarter of it, parked nothing
+    for speed, expected in ((8.0, 0.25), (16.0, 0.25), (2.0, 0.0625), (0.0, 0.0)):
+        fusion, _, _ = _parked_or_moving(cfg, speed, frames=5)
+        fusion.add_twist(twist(5, v=speed))
+        fusion.step(T0 + 5 * 100_000_000, 0.0, None)   # predicts, fuses no heatmap
+        assert fusion.camera_weight_now() == pytest.approx(expected, rel=1e-6)
+    # without odometry or a fix track the motion is unknown: the full weight
+    fusion = SequenceFusion(cfg)
+    fusion.add_fix(T0, (0.0, 0.0), np.eye(2) * 4.0)
+    fusion.step(T0, 0.0, heatmap_at((0.0, 0.0), (0.0, 0.0)))
+    fusion.step(T0 + 100_000_000, 0.0, None)
+    assert fusion.camera_weight_now() == 0.25
+    # 0 = per frame whatever the motion
+    fusion, _, _ = _parked_or_moving(per_frame(cfg), 0.0, frames=5)
+    assert fusion.camera_weight_now() == 0.25
+
+
+def test_a_parked_car_counts_its_one_view_once():
+    """30 s parked before a view 3 m off (the same error every frame): per frame the
+    belief collapses onto the view and is overconfident; scaled by motion it keeps the
+    fixes' say and stays consistent."""
+    offset = (3.0, 0.0)
+    _, moving, _ = _parked_or_moving(FusionConfig(), 8.0, frames=50)
+    _, parked, truth = _parked_or_moving(FusionConfig(), 0.0, view_offset=offset)
+    _, counted, _ = _parked_or_moving(per_frame(), 0.0, view_offset=offset)
+    assert _nees(counted, truth) > 9.21            # beyond the 99% ellipse: overconfident
+    assert _nees(parked, truth) < 9.21
+    assert np.trace(counted.cov_xy_m2) < 0.5 * np.trace(parked.cov_xy_m2)
+    # a moving car's frames are new views: they do add up
+    assert np.trace(moving.cov_xy_m2) < 0.5 * np.trace(parked.cov_xy_m2)
+
+
+@pytest.mark.parametrize('value', [-0.1, math.nan, math.inf])
+def test_camera_weight_distance_must_be_finite_and_not_negative(value):
+    with pytest.raises(ValueError, match='camera_weight_distance_m'):
+        FusionConfig(camera_weight_distance_m=value)
