@@ -17,6 +17,12 @@ node's 'fusion' stage latency.
 
     python bench/bench_fusion.py [--out outputs/bench_fusion] [--cameras pinhole panorama]
         [--drives demo s1 s2 s3 s4] [--frames N] [--modes filter gnss] [--state-heading-sigma]
+        [--stop-s 30 --stop-at 150] [--set fusion.camera_weight_distance_m=0 --tag per_frame]
+
+``--stop-s`` parks the vehicle at frame ``--stop-at`` for that long (``bags.kitti_stop``: a
+traffic light; the synthetic drives never stop) and adds the fused pose's figures while
+parked and in the 10 s after to the row (``stop``). ``--set`` overrides node parameters,
+``--tag`` names the report folder of such a run.
 
 Writes bench/results/fusion.json (one row per drive, camera and mode: the replay's
 comparison block, the fusion diagnostics, the filter's cost) and prints a table. Resumable:
@@ -84,7 +90,20 @@ HELD_OUT = {d.name: d for d in (
 )}
 
 
-def prepare(out: Path, drive: Drive, camera: str, frames: int | None) -> tuple[Path, Path]:
+@dataclass(frozen=True)
+class Stop:
+    """The vehicle parks at frame at_frame for seconds (bags.kitti_stop)."""
+
+    at_frame: int
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        return f'stop{self.seconds:g}s_at{self.at_frame}'
+
+
+def prepare(out: Path, drive: Drive, camera: str, frames: int | None,
+            stop: Stop | None = None) -> tuple[Path, Path]:
     """(bag, map) of a drive, generated and converted if needed."""
     from geodistill_ros.bags.gnss_noise import GnssNoiseConfig
     from geodistill_ros.bags.kitti2bag import convert_drive
@@ -96,27 +115,66 @@ def prepare(out: Path, drive: Drive, camera: str, frames: int | None) -> tuple[P
     noise = GnssNoiseConfig(sigma_m=drive.sigma_m, bias_east_m=drive.bias_east_m,
                             bias_north_m=drive.bias_north_m,
                             random_walk_m_per_sqrt_s=drive.random_walk_m_per_sqrt_s)
-    bag = convert_drive(drive_dir, root / 'bag', noise=noise, seed=drive.seed,
-                        overwrite=False) if not (root / 'bag').exists() else root / 'bag'
+    name = 'bag'
+    if stop is not None:
+        from geodistill_ros.bags.kitti_stop import insert_stop
+        name = f'bag_{stop.label}'
+        stopped = drive_dir.parent / f'{drive_dir.name.removesuffix("_sync")}_{stop.label}_sync'
+        if not stopped.exists():
+            insert_stop(drive_dir, stopped, stop.at_frame, stop.seconds)
+        drive_dir = stopped
+    bag = convert_drive(drive_dir, root / name, noise=noise, seed=drive.seed,
+                        overwrite=False) if not (root / name).exists() else root / name
     return bag, map_path
 
 
+def stop_phases(frames_csv: Path, bag: Path, stop: Stop, after_s: float = 10.0) -> dict:
+    """The published pose while parked and in the after_s seconds after the stop: mean
+    error, NEES mean and max, fraction inside the 95% ellipse, from the replay's
+    frames.csv (time from its first frame, at the drive's frame interval)."""
+    import numpy as np
+    a = np.genfromtxt(frames_csv, delimiter=',', names=True)
+    t = (a['stamp_ns'] - a['stamp_ns'][0]) * 1e-9
+    period_s = float(np.median(np.diff(t)))
+    t_stop = stop.at_frame * period_s
+    t_go = t_stop + round(stop.seconds / period_s) * period_s
+    err = np.stack([a['est_x_m'] - a['truth_x_m'], a['est_y_m'] - a['truth_y_m']], 1)
+    cov = np.stack([np.stack([a['cov_xx_m2'], a['cov_xy_m2']], 1),
+                    np.stack([a['cov_xy_m2'], a['cov_yy_m2']], 1)], 1)
+    nees = np.einsum('ni,nij,nj->n', err, np.linalg.inv(cov), err)
+    out = {'bag': str(bag), 'parked_s': t_go - t_stop}
+    for phase, inside in (('parked', (t > t_stop + 1e-3) & (t <= t_go + 1e-3)),
+                          ('after', (t > t_go + 1e-3) & (t <= t_go + after_s))):
+        out[phase] = {'frames': int(inside.sum()),
+                      'mean_m': float(np.linalg.norm(err[inside], axis=1).mean()),
+                      'nees_mean': float(nees[inside].mean()),
+                      'nees_max': float(nees[inside].max()),
+                      'inside_95': float((nees[inside] <= 5.991).mean()),
+                      'std_m_end': float(np.sqrt(np.trace(cov[inside][-1]) / 2))}
+    return out
+
+
 def run_one(out: Path, drive: Drive, camera: str, mode: str, frames: int | None,
-            state_heading_sigma: bool = False) -> dict:
+            state_heading_sigma: bool = False, stop: Stop | None = None,
+            overrides: dict | None = None, tag: str = '') -> dict:
     from geodistill_ros.replay.evaluate import ReplayConfig, replay
-    bag, map_path = prepare(out, drive, camera, frames)
+    bag, map_path = prepare(out, drive, camera, frames, stop)
     started = time.perf_counter()
-    params = {'fusion.mode': mode}
+    params = {'fusion.mode': mode, **(overrides or {})}
     if state_heading_sigma:
         params['heading_prior_sigma_deg'] = drive.heading_noise_deg
-    suffix = '_stated' if state_heading_sigma else ''
+    suffix = ('_stated' if state_heading_sigma else '') + (f'_{stop.label}' if stop else '') \
+        + (f'_{tag}' if tag else '')
+    report_dir = out / f'{camera}_{drive.name}' / f'report_{mode}{suffix}'
     result = replay(ReplayConfig(
-        bag=bag, map_path=map_path,
-        out_dir=out / f'{camera}_{drive.name}' / f'report_{mode}{suffix}', offline=True,
+        bag=bag, map_path=map_path, out_dir=report_dir, offline=True,
         seed=drive.seed, heading_noise_deg=drive.heading_noise_deg, params=params))
     report = result.report
     fusion = report.get('fusion', {})
-    return {'drive': drive.name, 'camera': camera, 'mode': mode, 'noise': drive.noise_label(),
+    return {'drive': drive.name + (f' {stop.label}' if stop else '') + (f' {tag}' if tag else ''),
+            'camera': camera, 'mode': mode, 'noise': drive.noise_label(),
+            'overrides': overrides or {},
+            'stop': None if stop is None else stop_phases(report_dir / 'frames.csv', bag, stop),
             'heading_prior_sigma_deg': params.get('heading_prior_sigma_deg', 0.0),
             'frames': report['frames']['images'], 'comparison': report['comparison'],
             'yaw': report['metrics'].get('yaw'), 'fusion': fusion,
@@ -189,6 +247,12 @@ def main(args=None) -> int:
     p.add_argument('--state-heading-sigma', action='store_true',
                    help="heading_prior_sigma_deg = the drive's heading noise (default 0: the "
                         'node keeps the INS heading as it is)')
+    p.add_argument('--stop-s', type=float, default=0.0,
+                   help='park the vehicle for this long (seconds; 0 = no stop)')
+    p.add_argument('--stop-at', type=int, default=150, help='the frame where it parks')
+    p.add_argument('--set', action='append', default=[], metavar='PARAM=VALUE',
+                   help='a node parameter override (repeatable)')
+    p.add_argument('--tag', default='', help='report folder suffix for an override run')
     p.add_argument('--table', nargs='+', type=Path, metavar='RESULTS_JSON',
                    help='run nothing: print one table of the rows of these saved results')
     ns = p.parse_args(args)
@@ -197,6 +261,8 @@ def main(args=None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     LOG.setLevel(logging.INFO)
+    stop = Stop(ns.stop_at, ns.stop_s) if ns.stop_s > 0 else None
+    overrides = dict(parse_override(text) for text in ns.set)
     rows = []
     for camera in ns.cameras:
         for name in ns.drives:
@@ -207,7 +273,7 @@ def main(args=None) -> int:
                 continue
             for mode in ns.modes:
                 rows.append(run_one(ns.out, drive, camera, mode, ns.frames,
-                                    ns.state_heading_sigma))
+                                    ns.state_heading_sigma, stop, overrides, ns.tag))
                 LOG.info('%s %s %s done', camera, name, mode)
     if ns.prepare_only:
         return 0
@@ -217,7 +283,29 @@ def main(args=None) -> int:
                     'cores': os.cpu_count(), 'omp_threads': os.environ.get('OMP_NUM_THREADS')},
         'rows': rows})
     print(table(rows))
+    for r in rows:
+        if r.get('stop'):
+            print(f"{r['camera']} {r['drive']}: " + '; '.join(
+                f"{phase} {b['frames']} frames: mean {b['mean_m']:.2f} m, "
+                f"NEES {b['nees_mean']:.2f} "
+                f"(max {b['nees_max']:.1f}), {100 * b['inside_95']:.0f}% in 95%, std at its end "
+                f"{b['std_m_end']:.2f} m" for phase, b in r['stop'].items()
+                if isinstance(b, dict)))
     return 0
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'fusion.camera_weight=0.5' -> ('fusion.camera_weight', 0.5): int, float, true/false
+    or the string."""
+    key, sep, value = text.partition('=')
+    if not sep or not key:
+        raise SystemExit(f'--set wants PARAM=VALUE, got {text!r}')
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, {'true': True, 'false': False}.get(value.lower(), value)
 
 
 if __name__ == '__main__':
