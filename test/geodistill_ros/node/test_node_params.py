@@ -72,6 +72,13 @@ def test_defaults_are_valid_and_in_range():
     assert config.datum.lat_deg == CENTRE_LAT_DEG
 
 
+def test_the_camera_weight_distance_reaches_the_filter():
+    assert config_from_values(DATUM).fusion.camera_weight_distance_m == 0.8
+    config = config_from_values({**DATUM, 'fusion.camera_weight_distance_m': 0.0})
+    assert config.fusion.camera_weight_distance_m == 0.0
+    assert 'must be in [0.0, 100.0]' in check_value('fusion.camera_weight_distance_m', -1.0)
+
+
 def test_missing_datum_is_a_clear_error_unless_from_first_fix():
     with pytest.raises(ParameterError, match='datum is not set.*datum.from_first_fix'):
         config_from_values({'map_source.path': 'map.tif'})
