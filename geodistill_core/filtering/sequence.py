@@ -53,7 +53,10 @@ class FusionConfig:
     """Filter settings (config/localize.yaml ``fusion.*`` documents each).
 
     cell_m, window_m: the grid. process_noise_m2_per_s: diffusion added to every prediction
-    (m^2/s per axis). heading_sigma_deg: heading error rotating the odometry displacement.
+    (m^2/s per axis), in full from process_noise_full_speed_mps of predicted speed (odometry
+    or fix track) and in proportion below: a standing vehicle does not wander (a zero-velocity
+    update; 0 = in full whatever the speed; unknown motion: in full).
+    heading_sigma_deg: heading error rotating the odometry displacement.
     no_motion_sigma_mps: random-walk speed when there is neither odometry nor a track.
     track_window_s: fixes used for the track velocity. gnss_sigma_m: per-axis sigma of a fix
     whose covariance is unknown. gnss_bias_sigma_m, gnss_bias_correlation_s: the correlated
@@ -82,6 +85,7 @@ class FusionConfig:
     cell_m: float = 0.5
     window_m: float = 64.0
     process_noise_m2_per_s: float = 0.05
+    process_noise_full_speed_mps: float = 1.0
     heading_sigma_deg: float = 3.0
     no_motion_sigma_mps: float = 5.0
     track_window_s: float = 3.0
@@ -104,6 +108,10 @@ class FusionConfig:
             raise ValueError(f'fusion mode must be one of {MODES}, got {self.mode!r}')
         if not 0.0 < self.camera_weight <= 1.0:
             raise ValueError(f'camera_weight must be in (0, 1], got {self.camera_weight}')
+        if not (self.process_noise_full_speed_mps >= 0
+                and math.isfinite(self.process_noise_full_speed_mps)):
+            raise ValueError('process_noise_full_speed_mps must be finite and >= 0 (0 = off), '
+                             f'got {self.process_noise_full_speed_mps}')
         if not (self.camera_weight_distance_m >= 0
                 and math.isfinite(self.camera_weight_distance_m)):
             raise ValueError('camera_weight_distance_m must be finite and >= 0 (0 = per frame), '
@@ -336,11 +344,19 @@ class SequenceFusion:
         delta, q = motion
         self._moved_since_camera_m = (math.inf if source == 'random_walk' else
                                       self._moved_since_camera_m + float(np.hypot(*delta)))
-        q = q + np.eye(2) * cfg.process_noise_m2_per_s * dt
+        q = q + np.eye(2) * cfg.process_noise_m2_per_s * dt * self._process_noise_factor(
+            delta, dt, source)
         self.grid.predict(delta, q, dt)
         self._t_ns = stamp_ns
         self.stats.counters[f'motion_{source}'] += 1
         return source
+
+    def _process_noise_factor(self, delta_xy_m: np.ndarray, dt_s: float, source: str) -> float:
+        """Share of the process noise at the predicted speed (FusionConfig)."""
+        full = self.config.process_noise_full_speed_mps
+        if full <= 0 or source == 'random_walk':
+            return 1.0
+        return min(1.0, float(np.hypot(*delta_xy_m)) / dt_s / full)
 
     def _late_fix(self, fix_stamp: int, xy: np.ndarray, R: np.ndarray, yaw_rad: float):
         """A fix older than the belief, carried to the belief's time by the odometry over

@@ -125,7 +125,8 @@ def _single_covariance_gate(v: dict[str, Any]) -> bool:
 
 
 def _fusion_config(values: dict[str, Any]) -> FusionConfig:
-    names = ('cell_m', 'window_m', 'process_noise_m2_per_s', 'heading_sigma_deg',
+    names = ('cell_m', 'window_m', 'process_noise_m2_per_s', 'process_noise_full_speed_mps',
+             'heading_sigma_deg',
              'no_motion_sigma_mps', 'track_window_s', 'gnss_sigma_m', 'gnss_bias_sigma_m',
              'gnss_bias_correlation_s', 'gate_chi2', 'fix_jump_count', 'max_gap_s',
              'min_outlier_weight', 'camera_weight', 'camera_weight_distance_m', 'late_fix_max_s',

@@ -263,6 +263,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           max_value=2000.0),
     _spec('fusion.process_noise_m2_per_s', 0.05, 'position diffusion added to every '
           'prediction, m^2/s per axis', min_value=0.0, max_value=1e4),
+    _spec('fusion.process_noise_full_speed_mps', 1.0, 'the process noise applies in full '
+          'from this predicted speed, in proportion below (a standing vehicle does not '
+          'wander); 0 = in full at any speed', min_value=0.0, max_value=100.0),
     _spec('fusion.heading_sigma_deg', 3.0, 'heading error that rotates the odometry '
           'displacement (1 sigma)', min_value=0.0, max_value=180.0),
     _spec('fusion.no_motion_sigma_mps', 5.0, 'random-walk speed sigma without odometry '

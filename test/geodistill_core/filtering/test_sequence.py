@@ -34,14 +34,16 @@ def twist(k, v=0.0, cov=None):
                        np.diag([0.01, 0.01, 1e-4]) if cov is None else cov)
 
 
-def per_frame(config=None) -> FusionConfig:
-    """config with every frame at camera_weight whatever the motion: the parked test car
-    of these tests stands for a moving one (the motion scaling has its own tests)."""
-    return dataclasses.replace(config or FusionConfig(), camera_weight_distance_m=0.0)
+def as_if_moving(config=None) -> FusionConfig:
+    """config under which the parked test car of these tests stands for a moving one: every
+    frame at camera_weight, the process noise in full (the motion scalings have their own
+    tests)."""
+    return dataclasses.replace(config or FusionConfig(), camera_weight_distance_m=0.0,
+                               process_noise_full_speed_mps=0.0)
 
 
 def converged(config=None, steps=30, truth=(0.0, 0.0)):
-    fusion = SequenceFusion(per_frame(config))
+    fusion = SequenceFusion(as_if_moving(config))
     for k in range(steps):
         fusion.add_fix(T0 + k * 100_000_000, truth, np.eye(2) * 4.0)
         fusion.add_twist(twist(k))
@@ -227,7 +229,7 @@ def test_a_late_fix_is_carried_forward_by_the_odometry():
 def _camera_locked_away(config, frames=150, wrong=(15.0, 0.0)):
     """Fixes at the truth (0, 0), every frame's confident heatmap at `wrong`: a camera
     locked on a wrong place (e.g. heatmaps at a wrong yaw)."""
-    fusion = SequenceFusion(per_frame(config))
+    fusion = SequenceFusion(as_if_moving(config))
     outs = []
     for k in range(frames):
         stamp = T0 + k * 100_000_000
@@ -317,7 +319,7 @@ def test_camera_weight_follows_the_motion_since_the_last_fused_frame():
     fusion.step(T0 + 100_000_000, 0.0, None)
     assert fusion.camera_weight_now() == 0.25
     # 0 = per frame whatever the motion
-    fusion, _, _ = _parked_or_moving(per_frame(cfg), 0.0, frames=5)
+    fusion, _, _ = _parked_or_moving(as_if_moving(cfg), 0.0, frames=5)
     assert fusion.camera_weight_now() == 0.25
 
 
@@ -328,7 +330,7 @@ def test_a_parked_car_counts_its_one_view_once():
     offset = (3.0, 0.0)
     _, moving, _ = _parked_or_moving(FusionConfig(), 8.0, frames=50)
     _, parked, truth = _parked_or_moving(FusionConfig(), 0.0, view_offset=offset)
-    _, counted, _ = _parked_or_moving(per_frame(), 0.0, view_offset=offset)
+    _, counted, _ = _parked_or_moving(as_if_moving(), 0.0, view_offset=offset)
     assert _nees(counted, truth) > 9.21            # beyond the 99% ellipse: overconfident
     assert _nees(parked, truth) < 9.21
     assert np.trace(counted.cov_xy_m2) < 0.5 * np.trace(parked.cov_xy_m2)
@@ -340,3 +342,37 @@ def test_a_parked_car_counts_its_one_view_once():
 def test_camera_weight_distance_must_be_finite_and_not_negative(value):
     with pytest.raises(ValueError, match='camera_weight_distance_m'):
         FusionConfig(camera_weight_distance_m=value)
+
+
+def _widening_over_10_s(speed_mps, full_speed_mps):
+    """Per-axis growth of the belief's variance over 10 s of exact odometry and nothing
+    else (m^2), and the final mean."""
+    cfg = FusionConfig(process_noise_m2_per_s=0.05, heading_sigma_deg=0.0,
+                       process_noise_full_speed_mps=full_speed_mps, gnss_bias_sigma_m=0.0)
+    fusion = SequenceFusion(cfg)
+    fusion.add_fix(T0, (0.0, 0.0), np.eye(2) * 1.0)
+    exact = np.diag([1e-8, 1e-8, 1e-8])   # an odometry that adds (almost) nothing itself
+    fusion.add_twist(TwistSample(T0, speed_mps, 0.0, 0.0, exact))
+    start = fusion.step(T0, 0.0, None)
+    for k in range(1, 101):
+        fusion.add_twist(TwistSample(T0 + k * 100_000_000, speed_mps, 0.0, 0.0, exact))
+        out = fusion.step(T0 + k * 100_000_000, 0.0, None)
+    return np.diag(out.cov_xy_m2 - start.cov_xy_m2), out.mean_xy_m
+
+
+@pytest.mark.parametrize('speed_mps, share', [(8.0, 1.0), (1.0, 1.0), (0.5, 0.5), (0.0, 0.0)])
+def test_process_noise_follows_the_speed(speed_mps, share):
+    """The belief widens by the process noise times its share at that speed (in full from
+    1 m/s): a standing car does not wander. (The grid's prediction widens by 0.45 m^2 of
+    the 0.5 m^2 diffused: sub-cell spread; hence against the unscaled run.)"""
+    full, _ = _widening_over_10_s(speed_mps, 0.0)
+    growth, mean = _widening_over_10_s(speed_mps, 1.0)
+    assert full == pytest.approx([0.45, 0.45], abs=0.06)
+    np.testing.assert_allclose(growth, share * full, atol=0.03)
+    assert mean[0] == pytest.approx(speed_mps * 10.0, abs=0.3)
+
+
+@pytest.mark.parametrize('value', [-1.0, math.nan])
+def test_process_noise_full_speed_must_be_finite_and_not_negative(value):
+    with pytest.raises(ValueError, match='process_noise_full_speed_mps'):
+        FusionConfig(process_noise_full_speed_mps=value)

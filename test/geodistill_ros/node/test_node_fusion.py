@@ -26,7 +26,8 @@ STAMP_NS = 1_317_046_945_000_000_000
 STEP_NS = 100_000_000
 FILTER = {'fusion.mode': 'filter'}  # the node's default (the harness sets 'none')
 # the harness's car is parked: its frames count per frame, as a moving car's would
-PER_FRAME = {**FILTER, 'fusion.camera_weight_distance_m': 0.0}
+PER_FRAME = {**FILTER, 'fusion.camera_weight_distance_m': 0.0,
+             'fusion.process_noise_full_speed_mps': 0.0}
 
 
 @pytest.fixture(scope='module')
