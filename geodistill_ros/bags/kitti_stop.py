@@ -3,9 +3,14 @@
 Vehicles stop (traffic lights, junctions); the synthetic drives do not. ``insert_stop``
 writes a copy of a drive in which the vehicle stands at frame ``at_frame`` for ``stop_s``
 seconds: that frame's image is repeated at the drive's frame interval (a parked camera sees
-the same street), its OXTS record repeated with every velocity, acceleration and angular
-rate zero, and every later frame is shifted by the stop. Frames are renumbered from 0, and
-``image_02/timestamps.txt`` and ``oxts/timestamps.txt`` keep their per-frame offsets. The
+the same street) and every later frame is shifted by the stop. A frame's velocities move
+the vehicle to the next frame (a twist integrated forward, zero-order hold, as the node's
+filter does), so the frames that stand before another standing frame get the OXTS record
+with every velocity, acceleration and angular rate zero, and the last standing frame keeps
+the original record of ``at_frame``: the motion to the next frame. (An instant stop and
+start: the odometry agrees with the ground truth on every interval.) Frames are renumbered
+from 0, and ``image_02/timestamps.txt`` and ``oxts/timestamps.txt`` keep their per-frame
+offsets. The
 copy lives next to the original (``<date>/<other drive>_sync``) so it shares the date's
 ``calib_cam_to_cam.txt``; a panorama drive's ``image_02/camera.json`` marker is copied. The
 ground truth of a bag converted from it (``geodistill-kitti2bag``) is therefore exact
@@ -67,9 +72,10 @@ def insert_stop(drive_dir: str | Path, out_dir: str | Path, at_frame: int,
     period_ns = int(np.median(np.diff(stamps)))
     n_stop = max(1, int(round(stop_s * 1e9 / period_ns)))
     # (source frame, oxts record, shift of its stamps) for every output frame
-    plan = [(f, f.oxts, 0) for f in frames[:at_frame + 1]]
-    plan += [(frames[at_frame], parked(frames[at_frame].oxts), k * period_ns)
-             for k in range(1, n_stop + 1)]
+    stand = frames[at_frame]
+    plan = [(f, f.oxts, 0) for f in frames[:at_frame]]
+    plan += [(stand, parked(stand.oxts), k * period_ns) for k in range(n_stop)]
+    plan += [(stand, stand.oxts, n_stop * period_ns)]   # drives off to the next frame
     plan += [(f, f.oxts, n_stop * period_ns) for f in frames[at_frame + 1:]]
     for sub in ('image_02/data', 'oxts/data'):
         (out / sub).mkdir(parents=True)

@@ -25,15 +25,21 @@ def test_the_vehicle_stands_at_the_frame_then_drives_on(drive):
     assert (np.diff(image_ns) > 0).all()
     # before the stop: the drive as it was
     assert image_ns[:3] == drive['image_ns'][:3]
-    # parked: frame 2's pose and pixels, no motion, stamps one period apart
-    for k in range(3, 3 + n_stop):
+    assert [f.oxts for f in stopped.frames[:2]] == drive['records'][:2]
+    # standing: frame 2's pose and pixels, stamps one period apart; a frame's velocity is
+    # the motion to the next frame, so every standing frame but the last has none, and the
+    # last drives off with frame 2's original record
+    for k in range(2, 3 + n_stop):
         f = stopped.frames[k]
-        assert (f.oxts.lat, f.oxts.lon, f.oxts.yaw) == (stopped.frames[2].oxts.lat,
-                                                         stopped.frames[2].oxts.lon,
-                                                         stopped.frames[2].oxts.yaw)
-        assert f.oxts.vf == f.oxts.vl == f.oxts.wu == f.oxts.ve == f.oxts.vn == 0.0
+        assert (f.oxts.lat, f.oxts.lon, f.oxts.yaw) == (drive['records'][2].lat,
+                                                         drive['records'][2].lon,
+                                                         drive['records'][2].yaw)
         assert f.image_path.read_bytes() == stopped.frames[2].image_path.read_bytes()
-        assert image_ns[k] - image_ns[k - 1] == period
+        if k > 2:
+            assert image_ns[k] - image_ns[k - 1] == period
+        if k < 2 + n_stop:
+            assert f.oxts.vf == f.oxts.vl == f.oxts.wu == f.oxts.ve == f.oxts.vn == 0.0
+    assert stopped.frames[2 + n_stop].oxts == drive['records'][2]
     # after it: the next frames of the drive, shifted by the stop (image and oxts alike)
     shift = n_stop * period
     assert image_ns[3 + n_stop:] == [t + shift for t in drive['image_ns'][3:]]
@@ -49,12 +55,14 @@ def test_a_bag_of_the_stopped_drive_has_zero_odometry_and_the_parked_truth(drive
     twists = [m for _, m in bag['messages'][TOPICS['twist']]]
     truth = [m.pose.position for _, m in bag['messages'][TOPICS['ground_truth_pose']]]
     assert len(twists) == len(truth) == 9
-    parked = range(2, 5)
-    # the odometry's own noise is all that is left of the motion while parked
-    assert all(abs(twists[k].twist.twist.linear.x) < 1.0 for k in parked)
-    assert twists[0].twist.twist.linear.x > 5.0
-    for k in parked:
+    # frame 1 stands for 3 more frames: frames 1-3 have only the odometry's own noise left
+    # of the motion, frame 4 drives off to the next one (1 m per frame, about 10 m/s)
+    assert all(abs(twists[k].twist.twist.linear.x) < 1.0 for k in (1, 2, 3))
+    assert twists[0].twist.twist.linear.x > 5.0 and twists[4].twist.twist.linear.x > 5.0
+    for k in (2, 3, 4):
         assert (truth[k].x, truth[k].y) == pytest.approx((truth[1].x, truth[1].y), abs=1e-6)
+    assert np.hypot(truth[5].x - truth[4].x, truth[5].y - truth[4].y) == pytest.approx(
+        1.0, abs=0.05)
     stamps = [stamp_ns(m) for _, m in bag['messages'][TOPICS['image']]]
     assert stamps[0] == FIRST_STAMP_NS
 
