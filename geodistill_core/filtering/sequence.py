@@ -132,7 +132,8 @@ class FusionOutput:
     fixes_fused / fixes_gated during this step, reset: the reason when the belief restarted
     at this step ('' otherwise), belief_before_camera: the belief just before the frame's
     heatmap was fused (None when none was, or step was not asked for it): what predicts the
-    frame's own estimate."""
+    frame's own estimate. camera_weight: the exponent the frame's heatmap got (0 = not
+    fused: no motion since the frames before; None without a heatmap)."""
 
     stamp_ns: int
     mean_xy_m: np.ndarray
@@ -144,6 +145,7 @@ class FusionOutput:
     fixes_gated: int
     reset: str = ''
     belief_before_camera: GridEstimate | None = None
+    camera_weight: float | None = None
 
 
 @dataclass
@@ -177,7 +179,10 @@ class SequenceFusion:
         self._pending_reset = 'start'
         self._last_fix: tuple | None = None
         self._last_frame_ns: int | None = None
-        self._moved_since_camera_m = math.inf  # predicted motion since the last fused frame
+        # the camera's budget (camera_weight_now): net predicted displacement since the
+        # anchor frame (None = unknown motion) and the weight fused since then
+        self._camera_moved_xy_m: np.ndarray | None = None
+        self._camera_spent = 0.0
 
     # --- inputs -------------------------------------------------------------------------
     def add_fix(self, stamp_ns: int, xy_m, R_xy_m2: np.ndarray | None) -> None:
@@ -257,15 +262,17 @@ class SequenceFusion:
                 return self.step(stamp_ns, yaw_rad, heatmap, belief_before_camera)
         if stamp_ns > self._t_ns:
             motion = self._predict(stamp_ns, yaw_rad)
-        outlier = before = None
+        outlier = before = weight = None
         if stamp_ns == self._last_frame_ns:
             heatmap = None  # the same frame again (a resent image): fused once only
         self._last_frame_ns = stamp_ns
         if heatmap is not None and cfg.mode == 'filter':
             # the first frame after a (re)start has no earlier frame to correlate with
             before = None if reset or not belief_before_camera else self.grid.estimate()
-            outlier = self._fuse_heatmap(heatmap, 1.0 if reset else self.camera_weight_now())
-            self._moved_since_camera_m = 0.0
+            weight = 1.0 if reset else self.camera_weight_now()
+            if weight > 0.0:
+                outlier = self._fuse_heatmap(heatmap, weight)
+            self._spend_camera_weight(weight, restart=bool(reset))
         est = self.grid.estimate()
         if self._bias_excursion(est.bias_xy_m):
             # the frame's heatmap is not fused again: it may be what pulled the belief away
@@ -276,19 +283,40 @@ class SequenceFusion:
         self._yaw_rad = yaw_rad
         self.stats.counters['frames'] += 1
         return FusionOutput(stamp_ns, est.mean_xy_m, est.cov_xy_m2, est.bias_xy_m, motion,
-                            outlier, fused, gated, reset, before)
+                            outlier, fused, gated, reset, before, weight)
 
     def estimate(self) -> GridEstimate:
         return self.grid.estimate()
 
     def camera_weight_now(self) -> float:
-        """The exponent a heatmap fused now gets: camera_weight scaled by the predicted
-        motion since the previous fused frame (FusionConfig.camera_weight_distance_m)."""
+        """The exponent a heatmap fused now gets (FusionConfig.camera_weight_distance_m).
+
+        A budget: the frames within d = camera_weight_distance_m of net predicted motion
+        from an anchor frame share camera_weight * min(1, |net motion| / d); a frame gets
+        what is left of it, and once the motion reaches d the next frame anchors anew. At d or
+        more per frame every frame gets camera_weight; at d / 2 per frame each gets half; a
+        standing vehicle's odometry noise (a random walk of a few centimetres, whatever its
+        path length) earns almost nothing. Unknown motion: camera_weight. 0: the frame is
+        not fused."""
         cfg = self.config
-        if cfg.camera_weight_distance_m <= 0:
+        if cfg.camera_weight_distance_m <= 0 or self._camera_moved_xy_m is None:
             return cfg.camera_weight
-        return cfg.camera_weight * min(1.0, self._moved_since_camera_m
-                                       / cfg.camera_weight_distance_m)
+        share = min(1.0, float(np.hypot(*self._camera_moved_xy_m))
+                    / cfg.camera_weight_distance_m)
+        weight = cfg.camera_weight * share - self._camera_spent
+        # under 1% of a moving frame's weight adds nothing, and its outlier odds (floor
+        # against evidence, both near 1) would say nothing: 0, the frame is not fused
+        return weight if weight >= 0.01 * cfg.camera_weight else 0.0
+
+    def _spend_camera_weight(self, weight: float, restart: bool) -> None:
+        """After a frame: its weight is spent; a new anchor after a restart, or once the
+        motion reached camera_weight_distance_m or was unknown."""
+        moved = self._camera_moved_xy_m
+        if restart or moved is None or float(np.hypot(*moved)) >= \
+                self.config.camera_weight_distance_m:
+            self._camera_moved_xy_m, self._camera_spent = np.zeros(2), 0.0
+        else:
+            self._camera_spent += weight
 
     def odometry_yaw_change(self, t0_ns: int, t1_ns: int) -> tuple[float, float] | None:
         """Yaw change (rad) and its variance over [t0, t1] from the odometry's yaw rates;
@@ -342,8 +370,10 @@ class SequenceFusion:
                 motion = np.zeros(2), np.eye(2) * cfg.no_motion_sigma_mps ** 2 * dt
                 source = 'random_walk'
         delta, q = motion
-        self._moved_since_camera_m = (math.inf if source == 'random_walk' else
-                                      self._moved_since_camera_m + float(np.hypot(*delta)))
+        if source == 'random_walk':
+            self._camera_moved_xy_m = None
+        elif self._camera_moved_xy_m is not None:
+            self._camera_moved_xy_m = self._camera_moved_xy_m + delta
         q = q + np.eye(2) * cfg.process_noise_m2_per_s * dt * self._process_noise_factor(
             delta, dt, source)
         self.grid.predict(delta, q, dt)

@@ -276,5 +276,7 @@ class NodeFusion:
                            'fusion_gnss_bias_m': float(np.hypot(*out.gnss_bias_xy_m)),
                            'fusion_camera_outlier_prob': (
                                math.nan if out.camera_outlier_prob is None
-                               else out.camera_outlier_prob)})
+                               else out.camera_outlier_prob),
+                           'fusion_camera_weight': (math.nan if out.camera_weight is None
+                                                    else out.camera_weight)})
         return values

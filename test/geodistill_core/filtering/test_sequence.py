@@ -376,3 +376,31 @@ def test_process_noise_follows_the_speed(speed_mps, share):
 def test_process_noise_full_speed_must_be_finite_and_not_negative(value):
     with pytest.raises(ValueError, match='process_noise_full_speed_mps'):
         FusionConfig(process_noise_full_speed_mps=value)
+
+
+def _weights(speeds_mps, config=None):
+    """The weight each frame's heatmap got, for a car driving east at speeds_mps[k]
+    (10 Hz; a negative speed: reversing), fixes on the truth."""
+    fusion, x, weights = SequenceFusion(config or FusionConfig()), 0.0, []
+    for k, v in enumerate(speeds_mps):
+        stamp = T0 + k * 100_000_000
+        fusion.add_fix(stamp, (x, 0.0), np.eye(2) * 4.0)
+        fusion.add_twist(twist(k, v=v))
+        out = fusion.step(stamp, 0.0, heatmap_at((x, 0.0), (x, 0.0), sigma_m=1.0))
+        weights.append(out.camera_weight)
+        x += v * 0.1
+    return np.array(weights[1:]), fusion
+
+
+def test_the_camera_budget_counts_net_motion_not_odometry_jitter():
+    # a standing car whose odometry jitters by +-0.05 m/s: a path of 0.5 mm per frame but
+    # no net motion; 30 s of it earn almost nothing (per path length: 0.47 frames' worth)
+    jitter, fusion = _weights([0.05 * (-1) ** k for k in range(300)])
+    assert jitter.sum() < 0.01
+    assert fusion.stats.counters['camera_outliers'] == 0   # unweighted frames are skipped
+    # a car at 4 m/s (0.4 m per frame, half the distance): each frame half the weight, so
+    # the same 0.25 per 0.8 m as at full speed
+    half, _ = _weights([4.0] * 101)
+    np.testing.assert_allclose(half, 0.125, atol=1e-6)
+    full, _ = _weights([9.5] * 101)
+    np.testing.assert_allclose(full, 0.25)

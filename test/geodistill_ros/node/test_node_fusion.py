@@ -99,6 +99,20 @@ def test_pose_is_the_posterior_and_pose_single_the_frame_alone(ros_isolation, ti
         assert int(values['fusion_frames_total']) == 15
         assert int(values['fusion_motion_odometry_total']) >= 14
         assert values['fusion_motion'] == 'odometry'
+        assert float(values['fusion_camera_weight']) == pytest.approx(0.25)  # per frame here
+
+
+def test_a_parked_car_counts_its_view_once(ros_isolation, tif):
+    """The node's defaults: the harness's car stands (odometry 0 m/s), so after the first
+    frame no heatmap is fused again and the diagnostics say so."""
+    scripted = ScriptedLocalizer(offset_en_m=(0.0, 0.0), heatmap_sigma_m=1.0)
+    with FusionHarness(base_overrides(tif, **FILTER), scripted) as h:
+        h.send_camera_info()
+        for k in range(4):
+            h.frame(k, (5.0, -3.0))
+        values = h.last_diagnostics()
+        assert float(values['fusion_camera_weight']) == 0.0
+        assert int(values['fusion_camera_outliers_total']) == 0
 
 
 def test_fusion_none_publishes_the_single_frame_pose(ros_isolation, tif):
