@@ -68,12 +68,11 @@ class FusionConfig:
     exponent of each frame's heatmap likelihood (1 = frames independent; below 1 accounts
     for consecutive frames of one street making correlated errors, as the correlated GNSS
     error does for fixes; the first frame after a (re)start counts fully).
-    camera_weight_distance_m: camera_weight applies in full to a frame at least this far
-    (metres of predicted motion, odometry or fix track) from the previous fused frame; a
-    closer one (slow, stopped, a camera faster than 10 Hz) gets camera_weight * distance /
-    this, because views of one place make one error, not one per frame. Motion unknown (a
-    random walk): full weight. 0 = every frame camera_weight (the weight per frame whatever
-    the motion).
+    camera_weight_distance_m: frames share camera_weight per this much net predicted motion
+    (odometry or fix track; ``camera_weight_now``): a frame at least this far from the
+    previous one gets camera_weight, closer ones (slow, stopped, a camera faster than 10 Hz)
+    in proportion, because views of one place make one error, not one per frame. Motion
+    unknown (a random walk): full weight. 0 = every frame camera_weight whatever the motion.
     bias_excursion_chi2: the belief's expected GNSS error b is tested against its stationary
     prior N(0, gnss_bias_sigma_m^2 I): |b|^2 / sigma^2 above this restarts the filter around
     the fixes (reason 'bias_excursion'; 0 = off; needs gnss_bias_sigma_m > 0). late_fix_max_s: a

@@ -294,9 +294,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _spec('fusion.camera_weight', 0.25, 'exponent of each frame\'s heatmap likelihood: 1 = '
           'frames independent, below 1 = consecutive frames make correlated errors',
           min_value=0.01, max_value=1.0),
-    _spec('fusion.camera_weight_distance_m', 0.8, 'camera_weight applies in full to a frame '
-          'taken at least this far (predicted motion) from the previous fused frame, closer '
-          'ones in proportion (stopped or slow vehicle, camera above 10 Hz); 0 = per frame',
+    _spec('fusion.camera_weight_distance_m', 0.8, 'frames share camera_weight per this much '
+          'net predicted motion: in full from this distance between frames, in proportion '
+          'below (stopped or slow vehicle, camera above 10 Hz); 0 = per frame',
           min_value=0.0, max_value=100.0),
     _spec('fusion.late_fix_max_s', 0.5, 'a fix arriving after a later frame is moved '
           'forward by the odometry and fused when at most this late', min_value=0.0,
