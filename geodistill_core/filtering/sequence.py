@@ -290,12 +290,13 @@ class SequenceFusion:
     def camera_weight_now(self) -> float:
         """The exponent a heatmap fused now gets (FusionConfig.camera_weight_distance_m).
 
-        A budget: the frames within d = camera_weight_distance_m of net predicted motion
-        from an anchor frame share camera_weight * min(1, |net motion| / d); a frame gets
-        what is left of it, and once the motion reaches d the next frame anchors anew. At d or
-        more per frame every frame gets camera_weight; at d / 2 per frame each gets half; a
-        standing vehicle's odometry noise (a random walk of a few centimetres, whatever its
-        path length) earns almost nothing. Unknown motion: camera_weight. 0: the frame is
+        A budget: the frames since an anchor frame share camera_weight * min(1, |net
+        predicted motion| / d), d = camera_weight_distance_m; a frame gets what is left of
+        it, and the next frame anchors anew once the motion reached d or half the budget is
+        spent (``_spend_camera_weight``). At d or more per frame every frame gets
+        camera_weight; at d / 2 per frame each gets half; a standing vehicle's odometry
+        noise (a random walk of a few centimetres, whatever its path length) earns almost
+        nothing. Unknown motion: camera_weight. 0: the frame is
         not fused."""
         cfg = self.config
         if cfg.camera_weight_distance_m <= 0 or self._camera_moved_xy_m is None:
@@ -308,14 +309,15 @@ class SequenceFusion:
         return weight if weight >= 0.01 * cfg.camera_weight else 0.0
 
     def _spend_camera_weight(self, weight: float, restart: bool) -> None:
-        """After a frame: its weight is spent; a new anchor after a restart, or once the
-        motion reached camera_weight_distance_m or was unknown."""
+        """After a frame: its weight is spent. A new anchor after a restart, once the motion
+        reached camera_weight_distance_m or was unknown, or once half the budget is spent
+        (a frame a little short of the distance, 0.79 m, must not leave the next one,
+        0.95 m further on, with the remainder only; odometry jitter never spends half)."""
         moved = self._camera_moved_xy_m
-        if restart or moved is None or float(np.hypot(*moved)) >= \
-                self.config.camera_weight_distance_m:
+        self._camera_spent += weight
+        if restart or moved is None or self._camera_spent >= 0.5 * self.config.camera_weight \
+                or float(np.hypot(*moved)) >= self.config.camera_weight_distance_m:
             self._camera_moved_xy_m, self._camera_spent = np.zeros(2), 0.0
-        else:
-            self._camera_spent += weight
 
     def odometry_yaw_change(self, t0_ns: int, t1_ns: int) -> tuple[float, float] | None:
         """Yaw change (rad) and its variance over [t0, t1] from the odometry's yaw rates;

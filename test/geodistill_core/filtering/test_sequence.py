@@ -404,3 +404,11 @@ def test_the_camera_budget_counts_net_motion_not_odometry_jitter():
     np.testing.assert_allclose(half, 0.125, atol=1e-6)
     full, _ = _weights([9.5] * 101)
     np.testing.assert_allclose(full, 0.25)
+
+
+def test_a_frame_just_short_of_the_distance_leaves_the_next_one_its_weight():
+    """At 0.79 m (a little under 0.8) a frame gets 0.247; the next one, 0.95 m further,
+    is a new view and gets 0.25, not the 0.003 left of one budget."""
+    weights, _ = _weights([9.5] * 5 + [7.9] + [9.5] * 5)
+    assert weights[5] == pytest.approx(0.25 * 0.79 / 0.8)
+    np.testing.assert_allclose(np.delete(weights, 5), 0.25)
