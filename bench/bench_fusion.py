@@ -17,12 +17,12 @@ node's 'fusion' stage latency.
 
     python bench/bench_fusion.py [--out outputs/bench_fusion] [--cameras pinhole panorama]
         [--drives demo s1 s2 s3 s4] [--frames N] [--modes filter gnss] [--state-heading-sigma]
-        [--stop-s 30 --stop-at 150] [--set fusion.camera_weight_distance_m=0 --tag per_frame]
+        [--stop-s 30 --stop-at 150] [-p fusion.camera_weight_distance_m:=0 --tag per_frame]
 
 ``--stop-s`` parks the vehicle at frame ``--stop-at`` for that long (``bags.kitti_stop``: a
 traffic light; the synthetic drives never stop) and adds the fused pose's figures while
-parked and in the 10 s after to the row (``stop``). ``--set`` overrides node parameters,
-``--tag`` names the report folder of such a run.
+parked and in the 10 s after to the row (``stop``). ``-p NAME:=VALUE`` overrides a node
+parameter (as ``geodistill-replay -p``), ``--tag`` names the report folder of such a run.
 
 Writes bench/results/fusion.json (one row per drive, camera and mode: the replay's
 comparison block, the fusion diagnostics, the filter's cost) and prints a table. Resumable:
@@ -130,9 +130,12 @@ def prepare(out: Path, drive: Drive, camera: str, frames: int | None,
 
 def stop_phases(frames_csv: Path, bag: Path, stop: Stop, after_s: float = 10.0) -> dict:
     """The published pose while parked and in the after_s seconds after the stop: mean
-    error, NEES mean and max, fraction inside the 95% ellipse, from the replay's
-    frames.csv (time from its first frame, at the drive's frame interval)."""
+    error, NEES mean and max, fraction inside the 95% ellipse (the replay's 2-sigma one),
+    from the replay's frames.csv (time from its first frame, at the drive's frame
+    interval)."""
     import numpy as np
+
+    from geodistill_ros.replay.trajectory_metrics import NEES_THRESHOLDS_2DOF, nees_2d
     a = np.genfromtxt(frames_csv, delimiter=',', names=True)
     t = (a['stamp_ns'] - a['stamp_ns'][0]) * 1e-9
     period_s = float(np.median(np.diff(t)))
@@ -141,7 +144,7 @@ def stop_phases(frames_csv: Path, bag: Path, stop: Stop, after_s: float = 10.0) 
     err = np.stack([a['est_x_m'] - a['truth_x_m'], a['est_y_m'] - a['truth_y_m']], 1)
     cov = np.stack([np.stack([a['cov_xx_m2'], a['cov_xy_m2']], 1),
                     np.stack([a['cov_xy_m2'], a['cov_yy_m2']], 1)], 1)
-    nees = np.einsum('ni,nij,nj->n', err, np.linalg.inv(cov), err)
+    nees = nees_2d(err, cov)
     out = {'bag': str(bag), 'parked_s': t_go - t_stop}
     for phase, inside in (('parked', (t > t_stop + 1e-3) & (t <= t_go + 1e-3)),
                           ('after', (t > t_go + 1e-3) & (t <= t_go + after_s))):
@@ -149,7 +152,7 @@ def stop_phases(frames_csv: Path, bag: Path, stop: Stop, after_s: float = 10.0) 
                       'mean_m': float(np.linalg.norm(err[inside], axis=1).mean()),
                       'nees_mean': float(nees[inside].mean()),
                       'nees_max': float(nees[inside].max()),
-                      'inside_95': float((nees[inside] <= 5.991).mean()),
+                      'inside_95': float((nees[inside] <= NEES_THRESHOLDS_2DOF[1]).mean()),
                       'std_m_end': float(np.sqrt(np.trace(cov[inside][-1]) / 2))}
     return out
 
@@ -233,6 +236,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(args=None) -> int:
+    from geodistill_ros.replay.evaluate import parse_node_param
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', type=Path, default=Path('outputs/bench_fusion'))
     p.add_argument('--cameras', nargs='+', default=['pinhole', 'panorama'],
@@ -250,8 +254,9 @@ def main(args=None) -> int:
     p.add_argument('--stop-s', type=float, default=0.0,
                    help='park the vehicle for this long (seconds; 0 = no stop)')
     p.add_argument('--stop-at', type=int, default=150, help='the frame where it parks')
-    p.add_argument('--set', action='append', default=[], metavar='PARAM=VALUE',
-                   help='a node parameter override (repeatable)')
+    p.add_argument('-p', '--param', type=parse_node_param, action='append', default=[],
+                   metavar='NAME:=VALUE', help='a node parameter override (repeatable; YAML '
+                   'value, as geodistill-replay -p)')
     p.add_argument('--tag', default='', help='report folder suffix for an override run')
     p.add_argument('--table', nargs='+', type=Path, metavar='RESULTS_JSON',
                    help='run nothing: print one table of the rows of these saved results')
@@ -262,7 +267,7 @@ def main(args=None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     LOG.setLevel(logging.INFO)
     stop = Stop(ns.stop_at, ns.stop_s) if ns.stop_s > 0 else None
-    overrides = dict(parse_override(text) for text in ns.set)
+    overrides = dict(ns.param)
     rows = []
     for camera in ns.cameras:
         for name in ns.drives:
@@ -292,20 +297,6 @@ def main(args=None) -> int:
                 f"{b['std_m_end']:.2f} m" for phase, b in r['stop'].items()
                 if isinstance(b, dict)))
     return 0
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """'fusion.camera_weight=0.5' -> ('fusion.camera_weight', 0.5): int, float, true/false
-    or the string."""
-    key, sep, value = text.partition('=')
-    if not sep or not key:
-        raise SystemExit(f'--set wants PARAM=VALUE, got {text!r}')
-    for cast in (int, float):
-        try:
-            return key, cast(value)
-        except ValueError:
-            pass
-    return key, {'true': True, 'false': False}.get(value.lower(), value)
 
 
 if __name__ == '__main__':

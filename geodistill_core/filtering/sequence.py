@@ -296,8 +296,7 @@ class SequenceFusion:
         spent (``_spend_camera_weight``). At d or more per frame every frame gets
         camera_weight; at d / 2 per frame each gets half; a standing vehicle's odometry
         noise (a random walk of a few centimetres, whatever its path length) earns almost
-        nothing. Unknown motion: camera_weight. 0: the frame is
-        not fused."""
+        nothing. Unknown motion: camera_weight. 0: the frame is not fused."""
         cfg = self.config
         if cfg.camera_weight_distance_m <= 0 or self._camera_moved_xy_m is None:
             return cfg.camera_weight

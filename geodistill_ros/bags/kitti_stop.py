@@ -10,11 +10,10 @@ with every velocity, acceleration and angular rate zero, and the last standing f
 the original record of ``at_frame``: the motion to the next frame. (An instant stop and
 start: the odometry agrees with the ground truth on every interval.) Frames are renumbered
 from 0, and ``image_02/timestamps.txt`` and ``oxts/timestamps.txt`` keep their per-frame
-offsets. The
-copy lives next to the original (``<date>/<other drive>_sync``) so it shares the date's
-``calib_cam_to_cam.txt``; a panorama drive's ``image_02/camera.json`` marker is copied. The
-ground truth of a bag converted from it (``geodistill-kitti2bag``) is therefore exact
-during the stop, and its GNSS noise is drawn per frame as on any drive.
+offsets. The copy lives next to the original (``<date>/<other drive>_sync``) so it shares
+the date's ``calib_cam_to_cam.txt``; a panorama drive's ``image_02/camera.json`` marker is
+copied. The ground truth of a bag converted from it (``geodistill-kitti2bag``) is therefore
+exact during the stop, and its GNSS noise is drawn per frame as on any drive.
 
     python -m geodistill_ros.bags.kitti_stop DRIVE_DIR OUT_DRIVE_DIR --at-frame 150 --stop-s 30
 """

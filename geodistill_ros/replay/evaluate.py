@@ -298,7 +298,9 @@ def _pct(value) -> str:
     return 'n/a' if value is None else f'{100.0 * value:.0f}%'
 
 
-def _param(text: str) -> tuple[str, object]:
+def parse_node_param(text: str) -> tuple[str, object]:
+    """'fusion.camera_weight:=0.5' -> ('fusion.camera_weight', 0.5): a node parameter
+    override as on the ros2 command line (the value read as YAML)."""
     name, sep, value = text.partition(':=')
     if not sep or not name:
         raise argparse.ArgumentTypeError(f'expected NAME:=VALUE, got {text!r}')
@@ -332,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--heading-noise-deg', type=float, default=0.0,
                    help='Gaussian noise added to the OXTS heading (1 sigma, seeded)')
     p.add_argument('--seed', type=int, default=0, help='seed of the heading noise')
-    p.add_argument('-p', '--param', type=_param, action='append', default=[],
+    p.add_argument('-p', '--param', type=parse_node_param, action='append', default=[],
                    metavar='NAME:=VALUE', help='extra node parameter (YAML value)')
     p.add_argument('--isolated', action='store_true',
                    help='own random ROS_DOMAIN_ID, localhost-only discovery')

@@ -42,3 +42,20 @@ def test_table_reprints_saved_results(tmp_path, capsys):
     assert len(cells) == lines[0].count('|') - 1 == 16
     assert cells[9] == '1.10 [0.43-3.50]' and cells[11] == '5.00 [1.60-2.50]*'
     assert cells[10] == '95% [88-99] (40)'
+
+
+def test_stop_phases_split_the_drive_at_the_stop(tmp_path):
+    """10 Hz, parked from frame 3 for 0.5 s (frames 4-8), then driving: errors 1 m while
+    parked and 3 m after, stated std 1 m: NEES 1 and 9, inside the 2-sigma ellipse (NEES
+    6.18) and outside it."""
+    rows = ['stamp_ns,truth_x_m,truth_y_m,est_x_m,est_y_m,cov_xx_m2,cov_xy_m2,cov_yy_m2']
+    for k in range(20):
+        err = 1.0 if 4 <= k <= 8 else 3.0 if k > 8 else 0.0
+        rows.append(f'{k * 100_000_000},0,0,{err},0,1,0,1')
+    frames = tmp_path / 'frames.csv'
+    frames.write_text('\n'.join(rows) + '\n')
+    out = bench.stop_phases(frames, tmp_path / 'bag', bench.Stop(at_frame=3, seconds=0.5))
+    assert out['parked']['frames'] == 5 and out['after']['frames'] == 11
+    assert out['parked']['mean_m'] == 1.0 and out['parked']['nees_mean'] == 1.0
+    assert out['parked']['inside_95'] == 1.0 and out['after']['inside_95'] == 0.0
+    assert out['after']['nees_max'] == 9.0 and out['after']['std_m_end'] == 1.0
